@@ -1,0 +1,75 @@
+"""All settings of the bot, read once from the environment or `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Operator settings; secrets are `SecretStr` so they never print."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    discord_token: SecretStr = Field(description="Discord bot token")
+    zai_api_key: SecretStr = Field(description="Z.AI API key")
+    zai_base_url: str = "https://api.z.ai/api/paas/v4"
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    database_url: str = "sqlite:///data/bot.db"
+    dev_guild_id: int | None = None
+    quota_daily_credits: int = Field(default=10, ge=0)
+    max_inflight_per_user: int = Field(default=2, ge=1)
+    zai_max_concurrent_tasks: int = Field(default=5, ge=1)
+    trusted_media_hosts: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("zai_base_url", "discord_api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError("must look like sqlite:///path/to/bot.db")
+        return value
+
+    @field_validator("dev_guild_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file named by DATABASE_URL."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """Hosts exempt from the private-address guard on downloads."""
+        return frozenset(h.strip().lower() for h in self.trusted_media_hosts.split(",") if h.strip())
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per missing or invalid setting, named as its environment variable."""
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        if item["type"] == "missing":
+            lines.append(f"{name} is not set (put it in the environment or in .env)")
+        else:
+            lines.append(f"{name} is invalid: {item['msg']}")
+    return lines
