@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     @property
     def trusted_hosts(self) -> frozenset[str]:
         """Hosts exempt from the private-address guard on downloads."""
-        return frozenset(h.strip().lower() for h in self.trusted_media_hosts.split(",") if h.strip())
+        return frozenset(
+            h.strip().lower() for h in self.trusted_media_hosts.split(",") if h.strip()
+        )
 
 
 def describe_errors(error: ValidationError) -> list[str]:

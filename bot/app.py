@@ -1,0 +1,53 @@
+"""Resources opened in one place and passed in: database, HTTP client, provider, engine."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+from bot.engine import Engine, EngineConfig
+from bot.schedule import PollPolicy
+from bot.settings import Settings
+from bot.zai import DEFAULT_TIMEOUT, ZaiClient
+from storage.credits import Credits
+from storage.db import Database
+from storage.jobs import JobStore
+
+
+@dataclass
+class Resources:
+    """Everything the bot shares across cogs and the engine."""
+
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    engine: Engine
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """Engine limits from the operator's settings."""
+    return EngineConfig(
+        max_concurrent=settings.zai_max_concurrent_tasks,
+        max_inflight_per_user=settings.max_inflight_per_user,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_resources(
+    settings: Settings, policy: PollPolicy | None = None
+) -> AsyncIterator[Resources]:
+    """Open the database and the one HTTP client, build the engine; close all on exit."""
+    db = await Database.open(settings.database_path)
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+    http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=limits, follow_redirects=False)
+    try:
+        provider = ZaiClient(http, settings.zai_base_url, settings.zai_api_key)
+        credits = Credits(db, settings.quota_daily_credits)
+        engine = Engine(JobStore(db), credits, provider, engine_config(settings), policy)
+        yield Resources(settings, db, http, engine)
+    finally:
+        await http.aclose()
+        await db.close()

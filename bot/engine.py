@@ -1,0 +1,417 @@
+"""The engine: accepts requests, schedules submits and polls, reports job events.
+
+Data flows one way: validate → reserve credit and queue (one transaction) → submit when a
+provider slot is free → poll on the learned schedule → report finished or failed (refunded).
+The front end receives events through a `JobListener` and reports delivery back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from bot import models
+from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
+from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
+from bot.models import Mode, VideoOptions
+from bot.provider import TaskState, TaskStatus, VideoProvider
+from bot.schedule import PollPolicy, PollSchedule
+from bot.tasks import spawn
+from storage.credits import Credits
+from storage.jobs import Job, JobStore, NewJob, StoredImage
+
+log = logging.getLogger(__name__)
+
+
+class JobEvent(StrEnum):
+    """What the engine tells the front end."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+    HALTED = "halted"  # the provider account cannot take work (balance, auth): tell moderators
+
+
+class JobListener(Protocol):
+    """The front end's side of the engine."""
+
+    async def job_event(self, event: JobEvent, job: Job) -> None:
+        """Called (in its own task) for every job event."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A user's request as the front end hands it over (images already downloaded)."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    model: str
+    mode: Mode
+    prompt: str | None
+    options: VideoOptions = field(default_factory=VideoOptions)
+    images: Sequence[bytes] = ()
+    origin: str = "slash"
+    parent_job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request that passed every check; accepting it only costs a credit."""
+
+    request: JobRequest
+    prompt: str | None
+    images: tuple[StoredImage, ...]
+    cost: int
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Limits the engine enforces."""
+
+    max_concurrent: int = 5  # ZAI_MAX_CONCURRENT_TASKS
+    max_inflight_per_user: int = 2
+    poll_concurrency: int = 8  # polls in flight at once: httpx slows down past ~8-16
+    max_submit_attempts: int = 8
+    halt_seconds: float = 300.0  # after an account error, wait this long before trying again
+
+
+def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
+    """Inspect, check against the model's rules and fit under its byte limit (CPU-bound)."""
+    spec = models.get_spec(model)
+    infos: list[ImageInfo] = [inspect_image(data) for data in images]
+    models.check_images(model, mode, infos)
+    stored = []
+    for data in images:
+        fitted, mime = fit_image(data, max_bytes=spec.max_image_bytes, formats=spec.image_formats)
+        info = inspect_image(fitted)
+        stored.append(StoredImage(mime, info.width, info.height, fitted))
+    return tuple(stored)
+
+
+class Engine:
+    """One per process: owns the scheduler loop; all state lives in the database."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        credits: Credits,
+        provider: VideoProvider,
+        config: EngineConfig | None = None,
+        policy: PollPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.credits = credits
+        self.provider = provider
+        self.config = config or EngineConfig()
+        typical = {name: spec.typical_seconds for name, spec in models.MODELS.items()}
+        self.schedule = PollSchedule(policy or PollPolicy(), typical)
+        self.listener: JobListener | None = None
+        self.halted_until = 0.0
+        self.halt_reason: str | None = None
+        self._wake = asyncio.Event()
+        self._busy: set[int] = set()  # jobs with a submit or poll in flight
+        self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # --- accepting requests ---------------------------------------------------------------
+
+    def cost_of(self, model: str, options: VideoOptions) -> int:
+        """Credits a request costs (moderators' cost table comes with the moderation issue)."""
+        return 1
+
+    async def prepare(self, request: JobRequest) -> Prepared:
+        """Every check that needs no credit: prompt, options, images (in a thread)."""
+        prompt = models.check_request(request.model, request.mode, request.prompt, request.options)
+        images = await asyncio.to_thread(
+            prepare_images, request.model, request.mode, request.images
+        )
+        return Prepared(request, prompt, images, self.cost_of(request.model, request.options))
+
+    async def accept(self, prepared: Prepared, *, state: str = "queued") -> Job:
+        """Reserve the credit and queue the job in one transaction, then wake the scheduler."""
+        self._refuse_if_halted()
+        req = prepared.request
+        new = NewJob(
+            guild_id=req.guild_id,
+            channel_id=req.channel_id,
+            user_id=req.user_id,
+            model=req.model,
+            mode=req.mode.value,
+            prompt=prepared.prompt,
+            options=req.options.given(),
+            origin=req.origin,
+            cost=prepared.cost,
+            request_id=uuid.uuid4().hex,
+            parent_job_id=req.parent_job_id,
+            state=state,
+        )
+        allowance = await self.credits.allowance(req.guild_id, req.user_id)
+        job = await self.store.create(
+            new,
+            prepared.images,
+            allowance=allowance,
+            max_inflight=self.config.max_inflight_per_user,
+        )
+        log.info("job %d accepted: %s/%s for user %d", job.id, job.model, job.mode, job.user_id)
+        self._emit(JobEvent.QUEUED, job)
+        self.wake()
+        return job
+
+    async def submit(self, request: JobRequest) -> Job:
+        """prepare + accept."""
+        return await self.accept(await self.prepare(request))
+
+    def _refuse_if_halted(self) -> None:
+        """Refuse new work plainly while the provider account is blocked."""
+        if time.time() < self.halted_until:
+            raise QuotaError(
+                "The bot's video service account cannot take new work right now "
+                "(the moderators have been told). Nothing was charged; try again later."
+            )
+
+    async def queue_position(self, job_id: int) -> int:
+        """1-based place of a queued job in the fair order."""
+        return await self.store.queue_position(job_id)
+
+    # --- reports from the front end -------------------------------------------------------
+
+    async def mark_delivered(self, job_id: int, message_id: int | None) -> bool:
+        """The video was posted."""
+        done = await self.store.mark_delivered(job_id, message_id)
+        if done:
+            log.info("job %d delivered as message %s", job_id, message_id)
+        return done
+
+    async def mark_undeliverable(self, job_id: int, reason: str) -> bool:
+        """The video could not be posted anywhere: refund and keep the reason for /jobs."""
+        done = await self.store.end(
+            job_id,
+            "undeliverable",
+            "undeliverable",
+            reason,
+            refund=True,
+            from_states=("succeeded",),
+        )
+        if done:
+            log.warning("job %d undeliverable: %s", job_id, reason)
+        return done
+
+    async def fail(self, job_id: int, code: str, message: str, *, state: str = "failed") -> bool:
+        """End an unfinished job with a refund (used by moderation and cancellations)."""
+        ended = await self.store.end(job_id, state, code, message, refund=True)
+        if ended:
+            await self._emit_job(JobEvent.FAILED, job_id)
+        return ended
+
+    # --- the scheduler --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover jobs left by a previous process, then start the scheduler loop."""
+        await self._recover()
+        self._loop_task = spawn(self._run(), name="engine-scheduler")
+
+    async def close(self) -> None:
+        """Stop the loop (jobs stay in the database for the next start)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+
+    def wake(self) -> None:
+        """Make the scheduler look at the database now."""
+        self._wake.set()
+
+    async def _recover(self) -> None:
+        """A job caught mid-submit may or may not exist at the provider: never resend it."""
+        for model in models.MODELS:
+            self.schedule.learn(model, await self.store.recent_durations(model))
+        for job in await self.store.in_states(("submitting",)):
+            await self._end(
+                job, ProviderErrorKind.AMBIGUOUS, "submit_unconfirmed", "process stopped mid-submit"
+            )
+        for job in await self.store.in_states(("succeeded",)):
+            self._emit(JobEvent.FINISHED, job)  # not delivered yet: the front end delivers it
+
+    async def _run(self) -> None:
+        """One loop for every job: submit into free slots, start due polls, sleep until next."""
+        while True:
+            self._wake.clear()
+            try:
+                await self._fill_slots()
+                await self._start_due_polls()
+                delay = await self._idle_time()
+            except Exception:
+                log.exception("scheduler pass failed; retrying shortly")
+                delay = 1.0
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def _idle_time(self) -> float:
+        """Seconds until the next due poll or retry (capped so a missed wake costs little)."""
+        at = await self.store.next_wake()
+        if at is None:
+            return 60.0
+        return min(60.0, max(0.0, at - time.time()))
+
+    async def _fill_slots(self) -> None:
+        """Submit queued jobs, fairly, while the provider has free slots."""
+        now = time.time()
+        if now < self.halted_until:
+            return
+        free = self.config.max_concurrent - await self.store.count_active()
+        if free <= 0:
+            return
+        for job in await self.store.fair_queue(now, free):
+            if job.id not in self._busy and await self.store.mark_submitting(job.id):
+                self._busy.add(job.id)
+                spawn(self._submit(job), name=f"submit-job-{job.id}")
+
+    async def _start_due_polls(self) -> None:
+        """Start a poll task for each due job not already being polled."""
+        limit = self.config.poll_concurrency * 4
+        for job in await self.store.due_polls(time.time(), limit):
+            if job.id not in self._busy:
+                self._busy.add(job.id)
+                spawn(self._poll(job), name=f"poll-job-{job.id}")
+
+    async def _submit(self, job: Job) -> None:
+        """Send one job to the provider; its state says what happened whatever the outcome."""
+        try:
+            body = await self._body(job)
+            task_id = await self.provider.submit(body)
+        except ProviderError as exc:
+            await self._submit_failed(job, exc)
+        else:
+            first = time.time() + self.schedule.first_delay(job.model)
+            await self.store.mark_processing(job.id, task_id, first)
+            log.info("job %d submitted as task %s", job.id, task_id)
+            await self._emit_job(JobEvent.STARTED, job.id)
+        finally:
+            self._busy.discard(job.id)
+            self.wake()
+
+    async def _body(self, job: Job) -> dict[str, object]:
+        """The request body, images as data: URIs (Discord links expire; the provider may not reach them)."""
+        inputs = await self.store.inputs(job.id)
+        uris = await asyncio.to_thread(lambda: [to_data_uri(i.data, i.mime) for i in inputs])
+        return models.build_body(
+            job.model,
+            Mode(job.mode),
+            job.prompt,
+            VideoOptions(**job.options),
+            uris,
+            request_id=job.request_id,
+            user_id=models.provider_user_id(job.user_id),
+        )
+
+    async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
+        """Requeue what can be retried safely; end (and refund) the rest."""
+        retryable = exc.kind is ProviderErrorKind.RETRY
+        if retryable and job.attempts + 1 < self.config.max_submit_attempts:
+            at = time.time() + self.schedule.retry_delay(job.attempts + 1, exc.retry_after)
+            await self.store.requeue(job.id, at, exc.code, exc.message)
+            log.warning(
+                "job %d submit deferred (%s); retry in %.1fs", job.id, exc, at - time.time()
+            )
+            return
+        if exc.kind in (ProviderErrorKind.ACCOUNT, ProviderErrorKind.AUTH):
+            self._halt(job, exc)
+        await self._end(job, exc.kind, exc.code, exc.message)
+
+    def _halt(self, job: Job, exc: ProviderError) -> None:
+        """Stop submitting for a while and say so loudly: only an operator can fix this."""
+        self.halted_until = time.time() + self.config.halt_seconds
+        self.halt_reason = f"{exc.kind.value}: {exc.message}"
+        log.critical("Z.AI refused work for the account (%s); submissions paused", exc)
+        self._emit(JobEvent.HALTED, job)
+
+    async def _end(self, job: Job, kind: ProviderErrorKind, code: str, message: str) -> None:
+        """End a job badly with a refund, and report it."""
+        state = "refused" if kind is ProviderErrorKind.CONTENT_FILTER else "failed"
+        if kind is ProviderErrorKind.BAD_REQUEST:
+            log.error(
+                "job %d: provider rejected our parameters (bug): %s %s", job.id, code, message
+            )
+        user_text = ProviderError(kind, code, message).user_message
+        if await self.store.end(job.id, state, code, user_text, refund=True):
+            log.info("job %d %s (%s): refunded", job.id, state, code)
+            await self._emit_job(JobEvent.FAILED, job.id)
+
+    async def _poll(self, job: Job) -> None:
+        """Poll one task and move the job on."""
+        try:
+            async with self._poll_slots:
+                state = await self.provider.get_task(job.task_id or "")
+            await self._apply_poll(job, state)
+        except ProviderError as exc:
+            await self._poll_failed(job, exc)
+        finally:
+            self._busy.discard(job.id)
+            self.wake()
+
+    async def _apply_poll(self, job: Job, state: TaskState) -> None:
+        """Record a poll's answer."""
+        if state.status is TaskStatus.PROCESSING:
+            elapsed = time.time() - (job.submitted_at or time.time())
+            await self.store.mark_polled(
+                job.id, time.time() + self.schedule.next_delay(job.model, elapsed)
+            )
+        elif state.status is TaskStatus.SUCCESS:
+            if await self.store.mark_succeeded(job.id, state.video_url or "", state.cover_url):
+                self.schedule.learn(job.model, [time.time() - (job.submitted_at or time.time())])
+                log.info("job %d finished after %d polls", job.id, job.polls + 1)
+                await self._emit_job(JobEvent.FINISHED, job.id)
+        else:
+            reason = state.message or "generation failed"
+            if await self.store.end(job.id, "failed", "generation_failed", reason, refund=True):
+                log.info("job %d failed at the provider: %s", job.id, reason)
+                await self._emit_job(JobEvent.FAILED, job.id)
+
+    async def _poll_failed(self, job: Job, exc: ProviderError) -> None:
+        """A poll that failed is tried again later: the task is still ours to collect."""
+        if exc.status == 404 and job.polls >= 3:
+            await self._end(
+                job, ProviderErrorKind.BAD_REQUEST, "task_unknown", "the provider lost the task"
+            )
+            return
+        if exc.kind in (ProviderErrorKind.AUTH, ProviderErrorKind.ACCOUNT):
+            log.critical("job %d: poll refused by Z.AI (%s); will keep trying", job.id, exc)
+        else:
+            log.warning("job %d: poll failed (%s); will retry", job.id, exc)
+        delay = self.schedule.retry_delay(min(job.polls, 6), exc.retry_after)
+        await self.store.mark_polled(job.id, time.time() + delay)
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def _emit_job(self, event: JobEvent, job_id: int) -> None:
+        """Emit an event with the job's current row."""
+        job = await self.store.get(job_id)
+        if job is not None:
+            self._emit(event, job)
+
+    def _emit(self, event: JobEvent, job: Job) -> None:
+        """Hand an event to the listener in its own (logged) task."""
+        if self.listener is not None:
+            spawn(self.listener.job_event(event, job), name=f"event-{event.value}-job-{job.id}")
+
+
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "InputError",
+    "JobEvent",
+    "JobListener",
+    "JobRequest",
+    "Prepared",
+]

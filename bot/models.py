@@ -1,0 +1,394 @@
+"""The model table: what each Z.AI video model accepts, stated once.
+
+Each model's request body is a pydantic model whose `Literal` fields are the spec's enums
+(`tests/fakes/zai_openapi.yaml`); the choices offered to users and the validation messages
+are derived from those annotations, so a model's limits live in one place.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.errors import InputError
+from bot.images import ImageInfo
+
+PROMPT_MAX = 512
+MB = 1024 * 1024
+
+Movement = Literal["auto", "small", "medium", "large"]
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+
+
+class Mode(StrEnum):
+    """The four ways of asking for a video."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    FRAMES = "frames"
+    REFERENCE = "reference"
+
+
+class _Common(BaseModel):
+    """Fields every video request carries (VideoCommonRequest in the spec)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str | None = Field(default=None, max_length=PROMPT_MAX)
+    request_id: str = Field(min_length=6, max_length=64)
+    user_id: str = Field(min_length=6, max_length=128)
+
+
+class CogVideoX3Request(_Common):
+    """cogvideox-3: text, one start image, or first+last frames (speed quality only)."""
+
+    model: Literal["cogvideox-3"] = "cogvideox-3"
+    quality: Literal["speed", "quality"] = "speed"
+    with_audio: bool = False
+    image_url: list[str] | None = Field(default=None, min_length=1, max_length=2)
+    size: (
+        Literal[
+            "1280x720", "720x1280", "1024x1024", "1920x1080", "1080x1920", "2048x1080", "3840x2160"
+        ]
+        | None
+    ) = None  # unset: short side 1080, long side follows the image
+    fps: Literal[30, 60] = 30
+    duration: Literal[5, 10] = 5
+
+
+class ViduQ1TextRequest(_Common):
+    """viduq1-text: text to video."""
+
+    model: Literal["viduq1-text"] = "viduq1-text"
+    prompt: str = Field(min_length=1, max_length=PROMPT_MAX)
+    style: Literal["general", "anime"] = "general"
+    duration: Literal[5] = 5
+    aspect_ratio: AspectRatio = "16:9"
+    size: Literal["1920x1080"] = "1920x1080"
+    movement_amplitude: Movement = "auto"
+
+
+class ViduQ1ImageRequest(_Common):
+    """viduq1-image: one image as the first frame."""
+
+    model: Literal["viduq1-image"] = "viduq1-image"
+    image_url: str
+    duration: Literal[5] = 5
+    size: Literal["1920x1080"] = "1920x1080"
+    movement_amplitude: Movement = "auto"
+    with_audio: bool = False
+
+
+class Vidu2ImageRequest(ViduQ1ImageRequest):
+    """vidu2-image: one image as the first frame, 4 s at 720p."""
+
+    model: Literal["vidu2-image"] = "vidu2-image"  # type: ignore[assignment]
+    duration: Literal[4] = 4  # type: ignore[assignment]
+    size: Literal["1280x720"] = "1280x720"  # type: ignore[assignment]
+
+
+class ViduQ1StartEndRequest(_Common):
+    """viduq1-start-end: first and last frames."""
+
+    model: Literal["viduq1-start-end"] = "viduq1-start-end"
+    image_url: list[str] = Field(min_length=2, max_length=2)
+    duration: Literal[5] = 5
+    size: Literal["1920x1080"] = "1920x1080"
+    movement_amplitude: Movement = "auto"
+    with_audio: bool = False
+
+
+class Vidu2StartEndRequest(ViduQ1StartEndRequest):
+    """vidu2-start-end: first and last frames, 4 s at 720p."""
+
+    model: Literal["vidu2-start-end"] = "vidu2-start-end"  # type: ignore[assignment]
+    duration: Literal[4] = 4  # type: ignore[assignment]
+    size: Literal["1280x720"] = "1280x720"  # type: ignore[assignment]
+
+
+class Vidu2ReferenceRequest(_Common):
+    """vidu2-reference: 1 to 3 reference images for consistent subjects."""
+
+    model: Literal["vidu2-reference"] = "vidu2-reference"
+    image_url: list[str] = Field(min_length=1, max_length=3)
+    duration: Literal[4] = 4
+    aspect_ratio: AspectRatio = "16:9"
+    size: Literal["1280x720"] = "1280x720"
+    movement_amplitude: Movement = "auto"
+    with_audio: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the bot knows about one model beyond its request schema."""
+
+    name: str
+    request: type[_Common]
+    modes: frozenset[Mode]
+    max_image_bytes: int
+    image_formats: frozenset[str]
+    typical_seconds: float  # prior for the poll schedule until real durations are seen
+    min_image_side: int = 0
+
+
+_VIDU_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "cogvideox-3",
+            CogVideoX3Request,
+            frozenset({Mode.TEXT, Mode.IMAGE, Mode.FRAMES}),
+            5 * MB,
+            frozenset({"PNG", "JPEG"}),
+            90.0,
+        ),
+        ModelSpec(
+            "viduq1-text", ViduQ1TextRequest, frozenset({Mode.TEXT}), 50 * MB, _VIDU_FORMATS, 60.0
+        ),
+        ModelSpec(
+            "viduq1-image",
+            ViduQ1ImageRequest,
+            frozenset({Mode.IMAGE}),
+            50 * MB,
+            _VIDU_FORMATS,
+            60.0,
+        ),
+        ModelSpec(
+            "vidu2-image", Vidu2ImageRequest, frozenset({Mode.IMAGE}), 50 * MB, _VIDU_FORMATS, 45.0
+        ),
+        ModelSpec(
+            "viduq1-start-end",
+            ViduQ1StartEndRequest,
+            frozenset({Mode.FRAMES}),
+            50 * MB,
+            _VIDU_FORMATS,
+            60.0,
+        ),
+        ModelSpec(
+            "vidu2-start-end",
+            Vidu2StartEndRequest,
+            frozenset({Mode.FRAMES}),
+            50 * MB,
+            _VIDU_FORMATS,
+            45.0,
+        ),
+        ModelSpec(
+            "vidu2-reference",
+            Vidu2ReferenceRequest,
+            frozenset({Mode.REFERENCE}),
+            50 * MB,
+            _VIDU_FORMATS,
+            60.0,
+            min_image_side=128,
+        ),
+    )
+}
+
+IMAGES_PER_MODE: dict[Mode, tuple[int, int]] = {
+    Mode.TEXT: (0, 0),
+    Mode.IMAGE: (1, 1),
+    Mode.FRAMES: (2, 2),
+    Mode.REFERENCE: (1, 3),
+}
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """The user-facing options; None means the model's default."""
+
+    quality: str | None = None
+    audio: bool | None = None
+    size: str | None = None
+    duration: int | None = None
+    fps: int | None = None
+    style: str | None = None
+    aspect_ratio: str | None = None
+    movement: str | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The options the user actually set."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+
+# User-facing option name -> request body field.
+OPTION_FIELDS: dict[str, str] = {
+    "quality": "quality",
+    "audio": "with_audio",
+    "size": "size",
+    "duration": "duration",
+    "fps": "fps",
+    "style": "style",
+    "aspect_ratio": "aspect_ratio",
+    "movement": "movement_amplitude",
+}
+
+
+def models_for(mode: Mode) -> list[str]:
+    """Model names that offer a mode, in table order."""
+    return [name for name, spec in MODELS.items() if mode in spec.modes]
+
+
+def get_spec(model: str) -> ModelSpec:
+    """The spec of a model, or a clear error naming the known ones."""
+    try:
+        return MODELS[model]
+    except KeyError:
+        raise InputError(f"Unknown model `{model}`. Pick one of: {', '.join(MODELS)}.") from None
+
+
+def allowed_values(model: str, option: str) -> tuple[Any, ...] | None:
+    """The values a model accepts for a user option; None if it has no such option."""
+    field = get_spec(model).request.model_fields.get(OPTION_FIELDS[option])
+    if field is None:
+        return None
+    return _literal_values(field.annotation)
+
+
+def default_value(model: str, option: str) -> Any:
+    """The spec's default for an option of a model (None if unset or unsupported)."""
+    field = get_spec(model).request.model_fields.get(OPTION_FIELDS[option])
+    return None if field is None else field.default
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...]:
+    """Flatten `Literal[...] | None` (or bool) into its allowed values."""
+    if annotation is bool:
+        return (True, False)
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        values: list[Any] = []
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                values.extend(_literal_values(arg))
+        return tuple(values)
+    return ()
+
+
+def clean_prompt(prompt: str | None) -> str | None:
+    """Drop control characters and outer whitespace; None when nothing is left."""
+    if prompt is None:
+        return None
+    kept = "".join(ch for ch in prompt if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    kept = kept.strip()
+    return kept or None
+
+
+def check_request(model: str, mode: Mode, prompt: str | None, options: VideoOptions) -> str | None:
+    """Check everything about a request except its images; returns the cleaned prompt."""
+    spec = get_spec(model)
+    if mode not in spec.modes:
+        offered = ", ".join(models_for(mode))
+        raise InputError(
+            f"{model} does not do {mode.value} mode. For {mode.value}, use: {offered}."
+        )
+    cleaned = clean_prompt(prompt)
+    _check_prompt(spec, mode, prompt, cleaned)
+    for option, value in options.given().items():
+        _check_option(model, option, value)
+    if mode is Mode.FRAMES and model == "cogvideox-3" and options.quality == "quality":
+        raise InputError(
+            "cogvideox-3 makes first-and-last-frame videos in `speed` quality only. "
+            "Set quality to speed, or use viduq1-start-end / vidu2-start-end."
+        )
+    return cleaned
+
+
+def _check_prompt(spec: ModelSpec, mode: Mode, raw: str | None, cleaned: str | None) -> None:
+    """Prompt length and presence rules."""
+    if cleaned is not None and len(cleaned) > PROMPT_MAX:
+        raise InputError(
+            f"Your prompt is {len(cleaned)} characters; the limit is {PROMPT_MAX}. Shorten it and try again."
+        )
+    if cleaned is None and mode is Mode.TEXT:
+        if raw:
+            raise InputError("Your prompt has no visible text. Describe the video you want.")
+        raise InputError(f"{spec.name} needs a prompt: describe the video you want.")
+
+
+def _check_option(model: str, option: str, value: Any) -> None:
+    """One option against the model's schema, with a message naming what it supports."""
+    allowed = allowed_values(model, option)
+    if allowed is None:
+        raise InputError(f"{model} has no `{option}` option. Leave it out, or pick another model.")
+    if value in allowed:
+        return
+    if option == "duration":
+        secs = " or ".join(str(v) for v in allowed)
+        raise InputError(f"{model} makes {secs}-second videos only. Pick duration {secs}.")
+    shown = ", ".join(f"`{v}`" for v in allowed)
+    raise InputError(f"{model} supports {option} {shown} only. Pick one of those.")
+
+
+def check_images(model: str, mode: Mode, images: Sequence[ImageInfo]) -> None:
+    """The model's rules on the number, shape and size of images."""
+    spec = get_spec(model)
+    low, high = IMAGES_PER_MODE[mode]
+    if not low <= len(images) <= high:
+        want = str(low) if low == high else f"{low} to {high}"
+        raise InputError(f"{mode.value} mode takes {want} image(s); you gave {len(images)}.")
+    for n, info in enumerate(images, start=1):
+        _check_shape(spec, n, info)
+    if mode is Mode.FRAMES:
+        first, last = images
+        ratio = (first.width * first.height) / (last.width * last.height)
+        if not 0.8 <= ratio <= 1.25:
+            raise InputError(
+                f"The first frame ({first.width}×{first.height}) and last frame "
+                f"({last.width}×{last.height}) must have similar resolutions (within 0.8–1.25 of "
+                "each other). Resize one of them to match the other."
+            )
+
+
+def _check_shape(spec: ModelSpec, n: int, info: ImageInfo) -> None:
+    """Aspect ratio 1:4..4:1 and the model's minimum side."""
+    if not 0.25 <= info.aspect <= 4.0:
+        raise InputError(
+            f"Image {n} is {info.width}×{info.height} pixels; its sides must be within 1:4 of each "
+            "other. Crop it closer to a square and try again."
+        )
+    if spec.min_image_side and min(info.width, info.height) < spec.min_image_side:
+        side = spec.min_image_side
+        raise InputError(
+            f"Image {n} is {info.width}×{info.height}; {spec.name} needs at least {side}×{side}. "
+            "Use a larger picture."
+        )
+
+
+def build_body(
+    model: str,
+    mode: Mode,
+    prompt: str | None,
+    options: VideoOptions,
+    image_uris: Sequence[str],
+    *,
+    request_id: str,
+    user_id: str,
+) -> dict[str, Any]:
+    """The JSON body for POST /videos/generations, checked by the model's pydantic schema."""
+    spec = get_spec(model)
+    values: dict[str, Any] = {"request_id": request_id, "user_id": user_id}
+    if prompt is not None:
+        values["prompt"] = prompt
+    for option, value in options.given().items():
+        values[OPTION_FIELDS[option]] = value
+    if image_uris:
+        single = typing.get_origin(spec.request.model_fields["image_url"].annotation) is None
+        values["image_url"] = image_uris[0] if single and mode is Mode.IMAGE else list(image_uris)
+    return spec.request(**values).model_dump(exclude_none=True)
+
+
+def provider_user_id(user_id: int) -> str:
+    """The Discord user id as Z.AI's `user_id` (6 to 128 characters)."""
+    return str(user_id).zfill(6)

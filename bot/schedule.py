@@ -1,0 +1,75 @@
+"""When to poll a task: learned from how long the model's recent jobs took."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Tuning of the poll schedule (tests shrink it; the defaults suit real generation times)."""
+
+    interval: float = 3.0  # spacing while the task is inside its usual finishing window
+    min_first: float = 5.0  # never poll sooner than this after submitting
+    max_interval: float = 30.0  # spacing long past the usual finishing time
+    min_samples: int = 5  # durations needed before the learned window replaces the prior
+    low_quantile: float = 0.02  # first poll: just before the fastest recent jobs finished
+    high_quantile: float = 0.98  # the window ends here; past it polls slow down
+    prior_low: float = 0.5  # without history: first poll at half the model's typical time
+    prior_high: float = 2.0  # ... and the window ends at twice it
+    retry_base: float = 2.0  # backoff after a failed submit or poll
+    retry_max: float = 120.0
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The q-quantile of a non-empty list (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class PollSchedule:
+    """Per-model windows of recent generation times, and the delays they imply."""
+
+    def __init__(self, policy: PollPolicy, typical: dict[str, float], sample: int = 50) -> None:
+        self.policy = policy
+        self._typical = typical
+        self._seen: dict[str, deque[float]] = {}
+        self._sample = sample
+
+    def learn(self, model: str, durations: Iterable[float]) -> None:
+        """Add observed generation times (seconds) of a model."""
+        seen = self._seen.setdefault(model, deque(maxlen=self._sample))
+        seen.extend(d for d in durations if d >= 0)
+
+    def window(self, model: str) -> tuple[float, float]:
+        """(earliest, latest) time after submit that this model's jobs usually finish."""
+        seen = list(self._seen.get(model, ()))
+        if len(seen) >= self.policy.min_samples:
+            return quantile(seen, self.policy.low_quantile), quantile(
+                seen, self.policy.high_quantile
+            )
+        typical = self._typical.get(model, 60.0)
+        return typical * self.policy.prior_low, typical * self.policy.prior_high
+
+    def first_delay(self, model: str) -> float:
+        """Seconds from submit to the first poll."""
+        low, _ = self.window(model)
+        return max(self.policy.min_first, low - self.policy.interval / 2)
+
+    def next_delay(self, model: str, elapsed: float) -> float:
+        """Seconds to the next poll of a task that has run `elapsed` seconds."""
+        _, high = self.window(model)
+        if elapsed <= high:
+            return self.policy.interval
+        # Past the usual window the task is an outlier: slow down gradually (10% of the overrun).
+        late = self.policy.interval + 0.1 * (elapsed - high)
+        return min(self.policy.max_interval, late)
+
+    def retry_delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Backoff with jitter after a failure, never sooner than Retry-After."""
+        base = min(self.policy.retry_max, self.policy.retry_base * 2 ** max(0, attempt - 1))
+        delay = base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not crypto)
+        return max(delay, retry_after or 0.0)

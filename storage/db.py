@@ -1,0 +1,104 @@
+"""The SQLite connection: opened once, migrated at start, one writer transaction at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage import sql
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """One aiosqlite connection shared by the process.
+
+    aiosqlite runs every statement on one thread, but coroutines interleave between awaits, so a
+    multi-statement transaction takes `_lock` to keep other coroutines' statements out of it.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        """Open (creating owner-only if missing), set pragmas and apply migrations."""
+        _create_private(path)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in sql.PRAGMAS:
+            await conn.execute(pragma)
+        db = cls(conn, path)
+        await db.migrate()
+        return db
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self.conn.close()
+
+    async def migrate(self) -> int:
+        """Apply the migrations past PRAGMA user_version in one transaction; returns the version."""
+        async with self.transaction() as conn:
+            version = (await (await conn.execute("PRAGMA user_version")).fetchone())[0]
+            for number, script in enumerate(sql.MIGRATIONS[version:], start=version + 1):
+                for statement in _statements(script):
+                    await conn.execute(statement)
+                log.info("database migrated to schema version %d", number)
+            await conn.execute(f"PRAGMA user_version = {len(sql.MIGRATIONS)}")
+        return len(sql.MIGRATIONS)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on error; one at a time per process."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+    async def fetchone(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """One row (or None), outside any writer transaction."""
+        async with self._lock:
+            async with self.conn.execute(query, params) as cursor:
+                return await cursor.fetchone()
+
+    async def fetchall(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        """All rows, outside any writer transaction."""
+        async with self._lock:
+            async with self.conn.execute(query, params) as cursor:
+                return list(await cursor.fetchall())
+
+    async def execute(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """One autocommitted statement; returns the number of rows changed."""
+        async with self._lock:
+            cursor = await self.conn.execute(query, params)
+            return cursor.rowcount
+
+
+def placeholders(values: Iterable[Any]) -> str:
+    """`?, ?, ?` for an IN list (the values are still passed as parameters)."""
+    return ", ".join("?" for _ in values)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our DDL)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite does."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)

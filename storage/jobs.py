@@ -1,0 +1,300 @@
+"""The job store: every state change of a job is one guarded statement or transaction."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import QuotaError
+from storage import sql
+from storage.credits import day_key
+from storage.db import Database, placeholders
+
+UNFINISHED = ("pending_approval", "queued", "submitting", "processing", "succeeded")
+ENDED_BADLY = ("failed", "refused", "undeliverable", "rejected")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of `jobs`."""
+
+    id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    model: str
+    mode: str
+    prompt: str | None
+    options: dict[str, Any]
+    origin: str
+    parent_job_id: int | None
+    cost: int
+    credit_day: str
+    request_id: str
+    task_id: str | None
+    state: str
+    created_at: float
+    updated_at: float
+    submitted_at: float | None
+    finished_at: float | None
+    delivered_at: float | None
+    attempts: int
+    polls: int
+    next_attempt_at: float | None
+    next_poll_at: float | None
+    video_url: str | None
+    cover_url: str | None
+    error_code: str | None
+    error_message: str | None
+    refunded: int
+    status_message_id: int | None
+    result_message_id: int | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        """Build from a row selected with JOB_COLUMNS."""
+        values = dict(row)
+        values["options"] = json.loads(values["options"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What the engine asks the store to accept."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    model: str
+    mode: str
+    prompt: str | None
+    options: dict[str, Any]
+    origin: str
+    cost: int
+    request_id: str
+    parent_job_id: int | None = None
+    state: str = "queued"
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A normalised input image kept until the job no longer needs it."""
+
+    mime: str
+    width: int
+    height: int
+    data: bytes
+
+
+class JobStore:
+    """Jobs, their inputs and the credit reservation that admits them."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        new: NewJob,
+        images: Sequence[StoredImage],
+        *,
+        allowance: int,
+        max_inflight: int,
+        now: float | None = None,
+    ) -> Job:
+        """Reserve the credit, check in-flight jobs and insert the job, all or nothing."""
+        now = time.time() if now is None else now
+        day = day_key(now)
+        async with self.db.transaction() as conn:
+            await _check_inflight(conn, new.user_id, max_inflight)
+            await _reserve(conn, new, day, allowance)
+            cursor = await conn.execute(sql.INSERT_JOB, _job_params(new, day, now))
+            job_id = cursor.lastrowid
+            await conn.executemany(
+                sql.INSERT_JOB_INPUT,
+                [(job_id, i, im.mime, im.width, im.height, im.data) for i, im in enumerate(images)],
+            )
+            await conn.execute(
+                sql.INSERT_LEDGER,
+                (new.guild_id, new.user_id, day, -new.cost, "reserve", job_id, None, now),
+            )
+            row = await (await conn.execute(sql.SELECT_JOB, (job_id,))).fetchone()
+        return Job.from_row(row)
+
+    async def get(self, job_id: int) -> Job | None:
+        """One job by id."""
+        row = await self.db.fetchone(sql.SELECT_JOB, (job_id,))
+        return None if row is None else Job.from_row(row)
+
+    async def user_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        """A user's most recent jobs in a guild, newest first."""
+        rows = await self.db.fetchall(sql.SELECT_USER_JOBS, (guild_id, user_id, limit))
+        return [Job.from_row(r) for r in rows]
+
+    async def inputs(self, job_id: int) -> list[StoredImage]:
+        """The stored input images of a job, in order."""
+        rows = await self.db.fetchall(sql.SELECT_JOB_INPUTS, (job_id,))
+        return [StoredImage(r["mime"], r["width"], r["height"], r["data"]) for r in rows]
+
+    async def in_states(self, states: Iterable[str]) -> list[Job]:
+        """Every job in one of the states."""
+        states = tuple(states)
+        query = sql.SELECT_JOBS_IN_STATES % placeholders(states)
+        return [Job.from_row(r) for r in await self.db.fetchall(query, states)]
+
+    async def count_active(self) -> int:
+        """Jobs holding a provider slot (submitting or processing)."""
+        return (await self.db.fetchone(sql.COUNT_ACTIVE))[0]
+
+    async def fair_queue(self, now: float, limit: int) -> list[Job]:
+        """Queued jobs ready to submit, in fair order across users."""
+        rows = await self.db.fetchall(sql.SELECT_FAIR_QUEUE, (now, limit))
+        return [Job.from_row(r) for r in rows]
+
+    async def queue_position(self, job_id: int) -> int:
+        """1-based position of a queued job in the fair order."""
+        return (await self.db.fetchone(sql.SELECT_QUEUE_POSITION, (job_id,)))[0]
+
+    async def due_polls(self, now: float, limit: int) -> list[Job]:
+        """Processing jobs whose next poll is due, most overdue first."""
+        rows = await self.db.fetchall(sql.SELECT_DUE_POLLS, (now, limit))
+        return [Job.from_row(r) for r in rows]
+
+    async def next_wake(self) -> float | None:
+        """The earliest time the scheduler has something to do."""
+        return (await self.db.fetchone(sql.SELECT_NEXT_WAKE))[0]
+
+    async def recent_durations(self, model: str, limit: int = 50) -> list[float]:
+        """Generation times (submit to seen finished) of the model's recent jobs."""
+        rows = await self.db.fetchall(sql.SELECT_RECENT_DURATIONS, (model, limit))
+        return [r[0] for r in rows]
+
+    async def mark_submitting(self, job_id: int) -> bool:
+        """queued → submitting, recorded before the request leaves the process."""
+        return await self.db.execute(sql.MARK_SUBMITTING, (time.time(), job_id)) == 1
+
+    async def mark_processing(self, job_id: int, task_id: str, next_poll_at: float) -> bool:
+        """submitting → processing with the provider's task id."""
+        now = time.time()
+        params = (task_id, now, next_poll_at, now, job_id)
+        return await self.db.execute(sql.MARK_PROCESSING, params) == 1
+
+    async def requeue(self, job_id: int, at: float, code: str, message: str) -> bool:
+        """submitting → queued again, for a submit that surely did not reach the provider."""
+        params = (at, code, message[:500], time.time(), job_id)
+        return await self.db.execute(sql.MARK_REQUEUED, params) == 1
+
+    async def mark_polled(self, job_id: int, next_poll_at: float) -> bool:
+        """Count a poll that found the task still running."""
+        return await self.db.execute(sql.MARK_POLLED, (next_poll_at, time.time(), job_id)) == 1
+
+    async def mark_succeeded(self, job_id: int, video_url: str, cover_url: str | None) -> bool:
+        """processing → succeeded with the result links."""
+        now = time.time()
+        params = (now, video_url, cover_url, now, job_id)
+        return await self.db.execute(sql.MARK_SUCCEEDED, params) == 1
+
+    async def mark_delivered(self, job_id: int, message_id: int | None) -> bool:
+        """succeeded → delivered, with the result message."""
+        now = time.time()
+        return await self.db.execute(sql.MARK_DELIVERED, (now, message_id, now, job_id)) == 1
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None:
+        """Remember the status message the front end keeps up to date."""
+        await self.db.execute(sql.SET_STATUS_MESSAGE, (message_id, time.time(), job_id))
+
+    async def end(
+        self,
+        job_id: int,
+        state: str,
+        code: str,
+        message: str,
+        *,
+        refund: bool,
+        from_states: Sequence[str] = UNFINISHED,
+        reason: str = "refund",
+    ) -> bool:
+        """Move a job to a final bad state, refunding its credit exactly once if asked."""
+        now = time.time()
+        query = sql.MARK_ENDED % placeholders(from_states)
+        params = (state, code, message[:500], now, refund, now, job_id, *from_states)
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(query, params)
+            if cursor.rowcount != 1:
+                return False
+            if refund:
+                await _refund(conn, job_id, now, reason)
+        return True
+
+
+async def _check_inflight(conn: Any, user_id: int, max_inflight: int) -> None:
+    """Refuse a user who already has the maximum of unfinished jobs."""
+    count = (await (await conn.execute(sql.COUNT_USER_UNFINISHED, (user_id,))).fetchone())[0]
+    if count >= max_inflight:
+        raise QuotaError(
+            f"You already have {count} video(s) in progress (the limit is {max_inflight}). "
+            "Wait for one to finish, then ask again."
+        )
+
+
+async def _reserve(conn: Any, new: NewJob, day: str, allowance: int) -> None:
+    """Take the job's cost from today's credits, or refuse."""
+    await conn.execute(sql.ENSURE_USAGE_ROW, (new.guild_id, new.user_id, day))
+    params = {
+        "cost": new.cost,
+        "guild_id": new.guild_id,
+        "user_id": new.user_id,
+        "day": day,
+        "allowance": allowance,
+    }
+    cursor = await conn.execute(sql.RESERVE_CREDITS, params)
+    if cursor.rowcount != 1:
+        raise QuotaError(
+            f"You have no credits left for this today (this costs {new.cost}). "
+            "Credits reset at 00:00 UTC; `/quota` shows when."
+        )
+
+
+async def _refund(conn: Any, job_id: int, now: float, reason: str) -> None:
+    """Give a job's credit back to the day it was taken from, with a ledger row."""
+    row = await (await conn.execute(sql.SELECT_JOB, (job_id,))).fetchone()
+    params = {
+        "cost": row["cost"],
+        "guild_id": row["guild_id"],
+        "user_id": row["user_id"],
+        "day": row["credit_day"],
+    }
+    await conn.execute(sql.RELEASE_CREDITS, params)
+    ledger = (
+        row["guild_id"],
+        row["user_id"],
+        row["credit_day"],
+        row["cost"],
+        reason,
+        job_id,
+        None,
+        now,
+    )
+    await conn.execute(sql.INSERT_LEDGER, ledger)
+
+
+def _job_params(new: NewJob, day: str, now: float) -> dict[str, Any]:
+    """Named parameters of INSERT_JOB."""
+    return {
+        "guild_id": new.guild_id,
+        "channel_id": new.channel_id,
+        "user_id": new.user_id,
+        "model": new.model,
+        "mode": new.mode,
+        "prompt": new.prompt,
+        "options": json.dumps(new.options, sort_keys=True),
+        "origin": new.origin,
+        "parent_job_id": new.parent_job_id,
+        "cost": new.cost,
+        "credit_day": day,
+        "request_id": new.request_id,
+        "state": new.state,
+        "now": now,
+    }

@@ -1,0 +1,276 @@
+"""Every SQL statement of the bot, as named constants; schema changes as numbered migrations."""
+
+from __future__ import annotations
+
+# Migrations: index + 1 is the schema version stored in PRAGMA user_version.
+MIGRATIONS: list[str] = [
+    # 1: jobs, their inputs, credits and per-guild settings.
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        prompt TEXT,
+        options TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        parent_job_id INTEGER REFERENCES jobs(id),
+        cost INTEGER NOT NULL,
+        credit_day TEXT NOT NULL,
+        request_id TEXT NOT NULL UNIQUE,
+        task_id TEXT,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        submitted_at REAL,
+        finished_at REAL,
+        delivered_at REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        polls INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        next_poll_at REAL,
+        video_url TEXT,
+        cover_url TEXT,
+        error_code TEXT,
+        error_message TEXT,
+        refunded INTEGER NOT NULL DEFAULT 0,
+        status_message_id INTEGER,
+        result_message_id INTEGER
+    );
+    CREATE INDEX jobs_by_state ON jobs (state, next_poll_at);
+    CREATE INDEX jobs_by_user ON jobs (user_id, state);
+    CREATE INDEX jobs_by_guild_day ON jobs (guild_id, credit_day);
+    CREATE TABLE job_inputs (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        idx INTEGER NOT NULL,
+        mime TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (job_id, idx)
+    );
+    CREATE TABLE credit_usage (
+        guild_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        granted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (guild_id, user_id, day)
+    );
+    CREATE TABLE credit_ledger (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        delta INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        job_id INTEGER REFERENCES jobs(id),
+        actor_id INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX ledger_by_user ON credit_ledger (guild_id, user_id, day);
+    CREATE TABLE guild_settings (
+        guild_id INTEGER PRIMARY KEY,
+        daily_credits INTEGER,
+        daily_cap INTEGER
+    );
+    CREATE TABLE user_quotas (
+        guild_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        daily_credits INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, user_id)
+    );
+    """,
+]
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # WAL + NORMAL survives kill -9; only power loss can drop a commit
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+# --- jobs -------------------------------------------------------------------------------------
+
+JOB_COLUMNS = """
+    id, guild_id, channel_id, user_id, model, mode, prompt, options, origin, parent_job_id, cost,
+    credit_day, request_id, task_id, state, created_at, updated_at, submitted_at, finished_at,
+    delivered_at, attempts, polls, next_attempt_at, next_poll_at, video_url, cover_url, error_code,
+    error_message, refunded, status_message_id, result_message_id
+"""
+
+INSERT_JOB = """
+INSERT INTO jobs (guild_id, channel_id, user_id, model, mode, prompt, options, origin,
+                  parent_job_id, cost, credit_day, request_id, state, created_at, updated_at,
+                  next_attempt_at)
+VALUES (:guild_id, :channel_id, :user_id, :model, :mode, :prompt, :options, :origin,
+        :parent_job_id, :cost, :credit_day, :request_id, :state, :now, :now, :now)
+"""
+
+INSERT_JOB_INPUT = """
+INSERT INTO job_inputs (job_id, idx, mime, width, height, data)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+
+COPY_JOB_INPUTS = """
+INSERT INTO job_inputs (job_id, idx, mime, width, height, data)
+SELECT ?, idx, mime, width, height, data FROM job_inputs WHERE job_id = ?
+"""
+
+SELECT_JOB_INPUTS = (
+    "SELECT idx, mime, width, height, data FROM job_inputs WHERE job_id = ? ORDER BY idx"
+)
+
+SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"  # noqa: S608 (constant text)
+
+SELECT_USER_JOBS = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?
+"""  # noqa: S608
+
+SELECT_JOBS_IN_STATES = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (%s) ORDER BY id"  # noqa: S608
+
+COUNT_USER_UNFINISHED = """
+SELECT count(*) FROM jobs
+WHERE user_id = ? AND state IN ('pending_approval', 'queued', 'submitting', 'processing', 'succeeded')
+"""
+
+COUNT_ACTIVE = "SELECT count(*) FROM jobs WHERE state IN ('submitting', 'processing')"
+
+# Fair order of the queue: each user's k-th queued job ranks after everyone's (k-1)-th, counting
+# the jobs a user already has at the provider, so one user's ten jobs do not block others' one.
+SELECT_FAIR_QUEUE = f"""
+WITH active AS (
+    SELECT user_id, count(*) AS n FROM jobs WHERE state IN ('submitting', 'processing')
+    GROUP BY user_id
+),
+ranked AS (
+    SELECT j.id,
+           ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.id) + coalesce(a.n, 0) AS turn
+    FROM jobs j LEFT JOIN active a ON a.user_id = j.user_id
+    WHERE j.state = 'queued'
+)
+SELECT {JOB_COLUMNS} FROM jobs JOIN ranked USING (id)
+WHERE jobs.next_attempt_at <= ?
+ORDER BY ranked.turn, jobs.id
+LIMIT ?
+"""  # noqa: S608
+
+SELECT_QUEUE_POSITION = """
+WITH active AS (
+    SELECT user_id, count(*) AS n FROM jobs WHERE state IN ('submitting', 'processing')
+    GROUP BY user_id
+),
+ranked AS (
+    SELECT j.id,
+           ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.id) + coalesce(a.n, 0) AS turn
+    FROM jobs j LEFT JOIN active a ON a.user_id = j.user_id
+    WHERE j.state = 'queued'
+),
+me AS (SELECT turn, id FROM ranked WHERE id = ?)
+SELECT count(*) + 1 FROM ranked, me WHERE ranked.turn < me.turn OR (ranked.turn = me.turn AND ranked.id < me.id)
+"""
+
+SELECT_DUE_POLLS = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE state = 'processing' AND next_poll_at <= ?
+ORDER BY next_poll_at LIMIT ?
+"""  # noqa: S608
+
+SELECT_NEXT_WAKE = """
+SELECT min(t) FROM (
+    SELECT min(next_poll_at) AS t FROM jobs WHERE state = 'processing'
+    UNION ALL
+    SELECT min(next_attempt_at) FROM jobs WHERE state = 'queued'
+)
+"""
+
+SELECT_RECENT_DURATIONS = """
+SELECT finished_at - submitted_at FROM jobs
+WHERE model = ? AND finished_at IS NOT NULL AND submitted_at IS NOT NULL
+  AND state IN ('succeeded', 'delivered', 'undeliverable')
+ORDER BY id DESC LIMIT ?
+"""
+
+MARK_SUBMITTING = """
+UPDATE jobs SET state = 'submitting', attempts = attempts + 1, updated_at = ?
+WHERE id = ? AND state = 'queued'
+"""
+
+MARK_PROCESSING = """
+UPDATE jobs SET state = 'processing', task_id = ?, submitted_at = ?, next_poll_at = ?, updated_at = ?
+WHERE id = ? AND state = 'submitting'
+"""
+
+MARK_REQUEUED = """
+UPDATE jobs SET state = 'queued', next_attempt_at = ?, error_code = ?, error_message = ?,
+       updated_at = ?
+WHERE id = ? AND state = 'submitting'
+"""
+
+MARK_POLLED = """
+UPDATE jobs SET polls = polls + 1, next_poll_at = ?, updated_at = ?
+WHERE id = ? AND state = 'processing'
+"""
+
+MARK_SUCCEEDED = """
+UPDATE jobs SET state = 'succeeded', polls = polls + 1, finished_at = ?, video_url = ?,
+       cover_url = ?, updated_at = ?
+WHERE id = ? AND state = 'processing'
+"""
+
+# A job ends badly at most once: the state guard makes the refund below happen once.
+MARK_ENDED = """
+UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = coalesce(finished_at, ?),
+       refunded = CASE WHEN ? THEN 1 ELSE refunded END, updated_at = ?
+WHERE id = ? AND state IN (%s)
+"""
+
+MARK_DELIVERED = """
+UPDATE jobs SET state = 'delivered', delivered_at = ?, result_message_id = ?, updated_at = ?
+WHERE id = ? AND state = 'succeeded'
+"""
+
+SET_STATUS_MESSAGE = "UPDATE jobs SET status_message_id = ?, updated_at = ? WHERE id = ?"
+
+# --- credits ----------------------------------------------------------------------------------
+
+ENSURE_USAGE_ROW = """
+INSERT OR IGNORE INTO credit_usage (guild_id, user_id, day) VALUES (?, ?, ?)
+"""
+
+# The reservation is one conditional statement: it cannot over-grant however many run at once.
+RESERVE_CREDITS = """
+UPDATE credit_usage SET used = used + :cost
+WHERE guild_id = :guild_id AND user_id = :user_id AND day = :day
+  AND used + :cost <= :allowance + granted
+"""
+
+RELEASE_CREDITS = """
+UPDATE credit_usage SET used = used - :cost
+WHERE guild_id = :guild_id AND user_id = :user_id AND day = :day
+"""
+
+GRANT_CREDITS = """
+UPDATE credit_usage SET granted = granted + :amount
+WHERE guild_id = :guild_id AND user_id = :user_id AND day = :day
+"""
+
+SELECT_USAGE = (
+    "SELECT used, granted FROM credit_usage WHERE guild_id = ? AND user_id = ? AND day = ?"
+)
+
+INSERT_LEDGER = """
+INSERT INTO credit_ledger (guild_id, user_id, day, delta, reason, job_id, actor_id, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+SELECT_LEDGER_SUM = """
+SELECT coalesce(sum(delta), 0) FROM credit_ledger
+WHERE guild_id = ? AND user_id = ? AND day = ? AND reason IN (%s)
+"""
+
+SELECT_GUILD_SETTINGS = "SELECT daily_credits, daily_cap FROM guild_settings WHERE guild_id = ?"
+
+SELECT_USER_QUOTA = "SELECT daily_credits FROM user_quotas WHERE guild_id = ? AND user_id = ?"

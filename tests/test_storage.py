@@ -1,0 +1,126 @@
+"""The job store and credit ledger on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.errors import QuotaError
+from storage import sql
+from storage.credits import Credits, day_key
+from storage.db import Database
+from storage.jobs import JobStore, NewJob
+
+GUILD, USER = 1000, 2000
+
+
+def new_job(user: int = USER, cost: int = 1, guild: int = GUILD) -> NewJob:
+    """A text job for a user."""
+    return NewJob(
+        guild_id=guild,
+        channel_id=3000,
+        user_id=user,
+        model="cogvideox-3",
+        mode="text",
+        prompt="a cat",
+        options={},
+        origin="test",
+        cost=cost,
+        request_id=uuid.uuid4().hex,
+    )
+
+
+async def test_migrations_set_user_version_and_are_idempotent(db: Database) -> None:
+    version = (await db.fetchone("PRAGMA user_version"))[0]
+    assert version == len(sql.MIGRATIONS)
+    assert await db.migrate() == version
+    assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+
+
+async def test_database_file_is_owner_only(db: Database, db_path: Path) -> None:
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+
+
+async def test_thousand_concurrent_reservations_accept_exactly_the_allowance(db: Database) -> None:
+    store = JobStore(db)
+
+    async def attempt() -> bool:
+        try:
+            await store.create(new_job(), (), allowance=10, max_inflight=10_000)
+        except QuotaError:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt() for _ in range(1000)))
+    assert sum(results) == 10
+    balance = await Credits(db, 10).balance(GUILD, USER, day_key(time.time()))
+    assert balance.used == 10 and balance.left == 0
+
+
+async def test_inflight_limit_is_enforced_atomically(db: Database) -> None:
+    store = JobStore(db)
+
+    async def attempt() -> bool:
+        try:
+            await store.create(new_job(), (), allowance=100, max_inflight=2)
+        except QuotaError as exc:
+            assert "in progress" in exc.user_message
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt() for _ in range(50)))
+    assert sum(results) == 2
+
+
+async def test_refund_happens_exactly_once(db: Database) -> None:
+    store = JobStore(db)
+    job = await store.create(new_job(cost=3), (), allowance=10, max_inflight=5)
+    outcomes = await asyncio.gather(
+        *(store.end(job.id, "failed", "x", "y", refund=True) for _ in range(20))
+    )
+    assert outcomes.count(True) == 1
+    balance = await Credits(db, 10).balance(GUILD, USER, job.credit_day)
+    assert balance.used == 0
+    total = await db.fetchone("SELECT sum(delta) FROM credit_ledger WHERE job_id = ?", (job.id,))
+    assert total[0] == 0
+
+
+async def test_ledger_matches_usage(db: Database) -> None:
+    store = JobStore(db)
+    jobs = [await store.create(new_job(), (), allowance=10, max_inflight=10) for _ in range(5)]
+    for job in jobs[:2]:
+        await store.end(job.id, "failed", "x", "y", refund=True)
+    await store.end(jobs[2].id, "failed", "x", "y", refund=False)
+    usage = await db.fetchone("SELECT used FROM credit_usage WHERE user_id = ?", (USER,))
+    ledger = await db.fetchone("SELECT sum(delta) FROM credit_ledger WHERE user_id = ?", (USER,))
+    assert usage[0] == 3 and ledger[0] == -3
+
+
+async def test_fair_queue_interleaves_users(db: Database) -> None:
+    store = JobStore(db)
+    greedy = [
+        await store.create(new_job(user=1), (), allowance=50, max_inflight=50) for _ in range(10)
+    ]
+    other = await store.create(new_job(user=2), (), allowance=50, max_inflight=50)
+    order = [job.user_id for job in await store.fair_queue(now=1e12, limit=3)]
+    assert order == [1, 2, 1]
+    assert await store.queue_position(other.id) == 2
+    assert await store.queue_position(greedy[-1].id) == 11
+
+
+@pytest.mark.parametrize("cost", [1, 4])
+async def test_reservation_respects_cost(db: Database, cost: int) -> None:
+    store = JobStore(db)
+    accepted = 0
+    for _ in range(12):
+        try:
+            await store.create(new_job(cost=cost), (), allowance=10, max_inflight=100)
+            accepted += 1
+        except QuotaError:
+            break
+    assert accepted == 10 // cost
