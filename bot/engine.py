@@ -61,6 +61,7 @@ class JobRequest:
     images: Sequence[bytes] = ()
     origin: str = "slash"
     parent_job_id: int | None = None
+    upload_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class Engine:
         self.halt_reason: str | None = None
         self._wake = asyncio.Event()
         self._busy: set[int] = set()  # jobs with a submit or poll in flight
+        self._submits: set[asyncio.Task[None]] = set()
+        self._polls: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -153,6 +156,7 @@ class Engine:
             request_id=uuid.uuid4().hex,
             parent_job_id=req.parent_job_id,
             state=state,
+            upload_limit=req.upload_limit,
         )
         allowance = await self.credits.allowance(req.guild_id, req.user_id)
         job = await self.store.create(
@@ -169,6 +173,28 @@ class Engine:
     async def submit(self, request: JobRequest) -> Job:
         """prepare + accept."""
         return await self.accept(await self.prepare(request))
+
+    async def resubmit(self, job_id: int, user_id: int, *, origin: str) -> Job:
+        """A new job with the same model, prompt, options and images (re-roll)."""
+        job = await self.store.get(job_id)
+        if job is None:
+            raise InputError("That video is no longer known to the bot.")
+        request = JobRequest(
+            job.guild_id,
+            job.channel_id,
+            user_id,
+            job.model,
+            Mode(job.mode),
+            job.prompt,
+            VideoOptions(**job.options),
+            origin=origin,
+            parent_job_id=job.id,
+            upload_limit=job.upload_limit,
+        )
+        images = tuple(await self.store.inputs(job.id))
+        return await self.accept(
+            Prepared(request, job.prompt, images, self.cost_of(job.model, request.options))
+        )
 
     def _refuse_if_halted(self) -> None:
         """Refuse new work plainly while the provider account is blocked."""
@@ -219,12 +245,19 @@ class Engine:
         await self._recover()
         self._loop_task = spawn(self._run(), name="engine-scheduler")
 
-    async def close(self) -> None:
-        """Stop the loop (jobs stay in the database for the next start)."""
+    async def close(self, submit_grace: float = 10.0) -> None:
+        """Stop the loop; let submits in flight land (a cut submit is ambiguous), drop polls."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
+        for task in self._polls:
+            task.cancel()
+        if self._submits:
+            await asyncio.wait(self._submits, timeout=submit_grace)
+        for task in self._submits:
+            task.cancel()
+        await asyncio.gather(*self._polls, *self._submits, return_exceptions=True)
 
     def wake(self) -> None:
         """Make the scheduler look at the database now."""
@@ -275,7 +308,7 @@ class Engine:
         for job in await self.store.fair_queue(now, free):
             if job.id not in self._busy and await self.store.mark_submitting(job.id):
                 self._busy.add(job.id)
-                spawn(self._submit(job), name=f"submit-job-{job.id}")
+                self._track(self._submits, spawn(self._submit(job), name=f"submit-job-{job.id}"))
 
     async def _start_due_polls(self) -> None:
         """Start a poll task for each due job not already being polled."""
@@ -283,7 +316,13 @@ class Engine:
         for job in await self.store.due_polls(time.time(), limit):
             if job.id not in self._busy:
                 self._busy.add(job.id)
-                spawn(self._poll(job), name=f"poll-job-{job.id}")
+                self._track(self._polls, spawn(self._poll(job), name=f"poll-job-{job.id}"))
+
+    @staticmethod
+    def _track(tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+        """Keep a task in a set until it ends, so close() can wait for or cancel it."""
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _submit(self, job: Job) -> None:
         """Send one job to the provider; its state says what happened whatever the outcome."""

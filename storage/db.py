@@ -86,6 +86,15 @@ class Database:
             cursor = await self.conn.execute(query, params)
             return cursor.rowcount
 
+    async def get_meta(self, key: str) -> str | None:
+        """A value of the key-value `meta` table."""
+        row = await self.fetchone(sql.SELECT_META, (key,))
+        return None if row is None else row[0]
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a value in the `meta` table."""
+        await self.execute(sql.UPSERT_META, (key, value))
+
 
 def placeholders(values: Iterable[Any]) -> str:
     """`?, ?, ?` for an IN list (the values are still passed as parameters)."""

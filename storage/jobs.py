@@ -50,6 +50,7 @@ class Job:
     error_code: str | None
     error_message: str | None
     refunded: int
+    upload_limit: int | None
     status_message_id: int | None
     result_message_id: int | None
 
@@ -77,6 +78,7 @@ class NewJob:
     request_id: str
     parent_job_id: int | None = None
     state: str = "queued"
+    upload_limit: int | None = None  # bytes the requesting channel accepts, when known
 
 
 @dataclass(frozen=True)
@@ -296,5 +298,6 @@ def _job_params(new: NewJob, day: str, now: float) -> dict[str, Any]:
         "credit_day": day,
         "request_id": new.request_id,
         "state": new.state,
+        "upload_limit": new.upload_limit,
         "now": now,
     }

@@ -36,6 +36,7 @@ MIGRATIONS: list[str] = [
         error_code TEXT,
         error_message TEXT,
         refunded INTEGER NOT NULL DEFAULT 0,
+        upload_limit INTEGER,
         status_message_id INTEGER,
         result_message_id INTEGER
     );
@@ -76,6 +77,10 @@ MIGRATIONS: list[str] = [
         daily_credits INTEGER,
         daily_cap INTEGER
     );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     CREATE TABLE user_quotas (
         guild_id INTEGER NOT NULL,
         user_id INTEGER NOT NULL,
@@ -98,15 +103,15 @@ JOB_COLUMNS = """
     id, guild_id, channel_id, user_id, model, mode, prompt, options, origin, parent_job_id, cost,
     credit_day, request_id, task_id, state, created_at, updated_at, submitted_at, finished_at,
     delivered_at, attempts, polls, next_attempt_at, next_poll_at, video_url, cover_url, error_code,
-    error_message, refunded, status_message_id, result_message_id
+    error_message, refunded, upload_limit, status_message_id, result_message_id
 """
 
 INSERT_JOB = """
 INSERT INTO jobs (guild_id, channel_id, user_id, model, mode, prompt, options, origin,
                   parent_job_id, cost, credit_day, request_id, state, created_at, updated_at,
-                  next_attempt_at)
+                  next_attempt_at, upload_limit)
 VALUES (:guild_id, :channel_id, :user_id, :model, :mode, :prompt, :options, :origin,
-        :parent_job_id, :cost, :credit_day, :request_id, :state, :now, :now, :now)
+        :parent_job_id, :cost, :credit_day, :request_id, :state, :now, :now, :now, :upload_limit)
 """
 
 INSERT_JOB_INPUT = """
@@ -272,5 +277,9 @@ WHERE guild_id = ? AND user_id = ? AND day = ? AND reason IN (%s)
 """
 
 SELECT_GUILD_SETTINGS = "SELECT daily_credits, daily_cap FROM guild_settings WHERE guild_id = ?"
+
+SELECT_META = "SELECT value FROM meta WHERE key = ?"
+
+UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 SELECT_USER_QUOTA = "SELECT daily_credits FROM user_quotas WHERE guild_id = ? AND user_id = ?"
