@@ -1,0 +1,244 @@
+"""Inspect and normalise user pictures before they are sent to the video service."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from bot.errors import InputError
+
+SUPPORTED = frozenset({"PNG", "JPEG", "WEBP"})
+
+# 40 MP is above every phone's default output (12-24 MP) and most cameras, yet decoded as
+# RGBA it is "only" 160 MB per request. Pillow's own guard starts at ~89 MP (and refuses
+# outright at twice that), far too generous for a bot that decodes several uploads at once;
+# video models downscale to at most ~4K anyway, so bigger pictures would only cost memory.
+MAX_PIXELS = 40_000_000
+
+# Pillow's default, pinned on purpose: a truncated upload must be refused, not padded with grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Formats Pillow may even try to parse. A short list limits the attack surface to decoders
+# in everyday use (EPS would run Ghostscript; libtiff has a long CVE record). JPEG also
+# opens multi-picture JPEGs ("MPO"); AVIF only exists when Pillow was built with libavif.
+Image.init()
+_READABLE = tuple(f for f in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "AVIF") if f in Image.OPEN)
+# What Pillow raises on malformed input; anything else is a bug and should surface as such.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, struct.error)
+_LOSSY_SOURCES = frozenset({"JPEG", "MPO", "WEBP", "AVIF"})
+_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_QUALITIES = (90, 75, 60)
+_SCALE_STEP = 0.8
+MIN_SHORT_SIDE = 256  # below this a picture is too small to guide a video model
+
+_ASK_FOR_PICTURE = "Attach a PNG, JPEG or WebP image."
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a picture is, as displayed (EXIF orientation applied to width and height)."""
+
+    width: int
+    height: int
+    format: str
+    size_bytes: int
+
+    @property
+    def aspect(self) -> float:
+        """Width divided by height."""
+        return self.width / self.height
+
+
+def format_size(size_bytes: int) -> str:
+    """A byte count the way Discord shows limits ("25 MB", "500 KB")."""
+    if size_bytes >= _MB:
+        return f"{size_bytes / _MB:.3g} MB"
+    if size_bytes >= 1024:
+        return f"{size_bytes / 1024:.3g} KB"
+    return f"{size_bytes} bytes"
+
+
+def inspect_image(data: bytes) -> ImageInfo:
+    """Sniff and fully decode `data`; raise InputError unless it is one usable still picture."""
+    return _inspect(data)[0]
+
+
+def fit_image(data: bytes, *, max_bytes: int, formats: frozenset[str]) -> tuple[bytes, str]:
+    """Return `data` (or a re-encoded copy) and its MIME type, in `formats` and ≤ `max_bytes`."""
+    targets = formats & SUPPORTED
+    if not targets:
+        raise ValueError(f"fit_image can only encode {sorted(SUPPORTED)}, got {sorted(formats)}")
+    info, orientation = _inspect(data)
+    # A rotated photo is re-encoded upright: the service may ignore the EXIF tag.
+    if info.format in formats and len(data) <= max_bytes and orientation == 1:
+        return data, _MIME.get(info.format) or Image.MIME[info.format]
+    with _open(data) as img:
+        picture = _prepare(img)
+    for encoded, image_format in _candidates(picture, info.format, targets):
+        if len(encoded) <= max_bytes:
+            return encoded, _MIME[image_format]
+    raise InputError(
+        "That image is too large to send even after shrinking; "
+        f"attach one under {format_size(max_bytes)}."
+    )
+
+
+def to_data_uri(data: bytes, mime: str) -> str:
+    """Encode bytes as a `data:` URI, as the video API accepts inline pictures."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _inspect(data: bytes) -> tuple[ImageInfo, int]:
+    """Validate `data` fully and return its info plus its EXIF orientation."""
+    if not data:
+        raise InputError(f"That file is empty. {_ASK_FOR_PICTURE}")
+    with _open(data) as img:
+        image_format = str(img.format)
+        width, height = img.size
+        _check_still(img)
+        orientation = _orientation(img)
+    _decode_fully(data)
+    if orientation in (5, 6, 7, 8):  # turned a quarter turn when displayed
+        width, height = height, width
+    return ImageInfo(width, height, image_format, len(data)), orientation
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open (header only) with our format list and pixel cap, mapping failures to InputError."""
+    try:
+        img = Image.open(io.BytesIO(data), formats=_READABLE)
+    except UnidentifiedImageError:
+        raise InputError(f"That file is not a picture. {_ASK_FOR_PICTURE}") from None
+    # The warning is only an exception when someone turned warnings into errors; MAX_PIXELS
+    # is below Pillow's warning threshold, so our own check below refuses those images anyway.
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels() from None
+    except _DECODE_ERRORS:  # what Pillow plugins raise on hostile headers
+        raise _damaged() from None
+    if img.width * img.height > MAX_PIXELS:
+        img.close()
+        raise _too_many_pixels()
+    return img
+
+
+def _check_still(img: Image.Image) -> None:
+    """Refuse animations; multi-picture JPEGs (MPO) hold depth maps or previews, not motion."""
+    if img.format == "MPO":
+        return
+    try:
+        animated = bool(getattr(img, "is_animated", False))
+    except _DECODE_ERRORS:  # seeking to frame 2 of a broken file
+        raise _damaged() from None
+    if animated:
+        raise InputError("Animated images are not supported; attach a still picture.")
+
+
+def _decode_fully(data: bytes) -> None:
+    """Decode every pixel so truncated or corrupt files are caught now, not by the service."""
+    try:
+        with Image.open(io.BytesIO(data), formats=_READABLE) as img:
+            # For PNG, verify() checks every chunk's CRC, catching damage zlib alone may miss.
+            img.verify()
+        with Image.open(io.BytesIO(data), formats=_READABLE) as img:
+            img.load()
+    except _DECODE_ERRORS:
+        raise _damaged() from None
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright), tolerating broken EXIF blocks."""
+    try:
+        return int(img.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # an unreadable EXIF block should not sink a readable picture
+        return 1
+
+
+def _prepare(img: Image.Image) -> Image.Image:
+    """Decode, turn upright and convert to a mode every encoder accepts."""
+    picture = ImageOps.exif_transpose(img)
+    if picture.mode == "CMYK":
+        picture = picture.convert("RGB")
+        picture.info.pop("icc_profile", None)  # a CMYK profile does not describe RGB pixels
+    elif picture.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):  # modes PNG can store
+        picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
+    return picture
+
+
+def _candidates(
+    picture: Image.Image, source_format: str, targets: frozenset[str]
+) -> Iterator[tuple[bytes, str]]:
+    """Encodings to try, best quality first, ending at the smallest acceptable size."""
+    lossy = next((f for f in ("JPEG", "WEBP") if f in targets), None)
+    sizes = _sizes(picture.width, picture.height)
+    if lossy is None:  # PNG only: shrinking is the one lever left
+        for size in sizes:
+            yield _encode(_resize(picture, size), "PNG", None), "PNG"
+        return
+    # Transparency and drawings (GIF, BMP...) deserve a lossless try before JPEG.
+    if "PNG" in targets and (picture.has_transparency_data or source_format not in _LOSSY_SOURCES):
+        yield _encode(picture, "PNG", None), "PNG"
+    for size in sizes:
+        flat = _flatten(_resize(picture, size))
+        for quality in _QUALITIES:
+            yield _encode(flat, lossy, quality), lossy
+
+
+def _resize(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Scale to `size` (a no-op at full size); LANCZOS keeps downscaled detail crisp."""
+    if size == picture.size:
+        return picture
+    if picture.mode in ("1", "P"):  # Pillow resizes these with NEAREST: jagged edges
+        picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
+    return picture.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _sizes(width: int, height: int) -> Iterator[tuple[int, int]]:
+    """The full size, then ~0.8 steps down while the short side stays ≥ MIN_SHORT_SIDE."""
+    yield width, height
+    scale = _SCALE_STEP
+    while min(width, height) * scale >= MIN_SHORT_SIDE:
+        yield max(1, round(width * scale)), max(1, round(height * scale))
+        scale *= _SCALE_STEP
+
+
+def _flatten(picture: Image.Image) -> Image.Image:
+    """Drop transparency onto white (JPEG has no alpha) and reduce to RGB or greyscale."""
+    if picture.has_transparency_data:
+        rgba = picture.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, "white")
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return picture.convert("L" if picture.mode in ("1", "L") else "RGB")
+
+
+def _encode(picture: Image.Image, image_format: str, quality: int | None) -> bytes:
+    """Save without EXIF (it may hold GPS data) but with the colour profile."""
+    buffer = io.BytesIO()
+    options: dict[str, object] = {"icc_profile": picture.info.get("icc_profile")}
+    if quality is None:
+        options["optimize"] = True
+    else:
+        options["quality"] = quality
+    picture.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def _too_many_pixels() -> InputError:
+    """The error for pictures above MAX_PIXELS."""
+    return InputError(
+        f"That image has too many pixels (limit {MAX_PIXELS // 1_000_000} megapixels). "
+        "Attach a smaller version of it."
+    )
+
+
+def _damaged() -> InputError:
+    """The error for truncated or corrupt pictures."""
+    return InputError(
+        "That image is damaged or incomplete and cannot be read. "
+        "Save or export it again, then attach it as a PNG, JPEG or WebP."
+    )
