@@ -54,6 +54,13 @@ class PollSchedule:
         typical = self._typical.get(model, 60.0)
         return typical * self.policy.prior_low, typical * self.policy.prior_high
 
+    def expected(self, model: str) -> float:
+        """The model's median generation time (or its prior)."""
+        seen = list(self._seen.get(model, ()))
+        if len(seen) >= self.policy.min_samples:
+            return quantile(seen, 0.5)
+        return self._typical.get(model, 60.0)
+
     def first_delay(self, model: str) -> float:
         """Seconds from submit to the first poll."""
         low, _ = self.window(model)

@@ -1,0 +1,61 @@
+"""Buttons on a result that survive restarts: the job id lives in the custom_id."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import discord
+
+from bot.discord_app import report_error
+from storage.jobs import Job
+
+ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+    "reroll": ("Re-roll", "🎲", discord.ButtonStyle.primary),
+    "extend": ("Extend", "➡️", discord.ButtonStyle.secondary),
+    "details": ("Details", "ℹ️", discord.ButtonStyle.secondary),
+    "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
+}
+
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"video:(?P<action>[a-z]+):(?P<job>[0-9]+)",
+):
+    """One action on one job; the Video cog does the work."""
+
+    def __init__(self, action: str, job_id: int) -> None:
+        label, emoji, style = ACTIONS[action]
+        super().__init__(
+            discord.ui.Button(
+                label=label, emoji=emoji, style=style, custom_id=f"video:{action}:{job_id}"
+            )
+        )
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> JobButton:
+        """Rebuild the button from a click (after any restart)."""
+        action = match["action"]
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action}")
+        return cls(action, int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Hand the click to the Video cog, inside the same error boundary as commands."""
+        cog = interaction.client.get_cog("Video")  # type: ignore[attr-defined]
+        try:
+            await cog.on_job_button(interaction, self.action, self.job_id)
+        except Exception as exc:  # the boundary: every failure gets a message or a log line
+            await report_error(interaction, exc)
+
+
+def result_view(job: Job) -> discord.ui.View:
+    """The four buttons under a delivered video."""
+    view = discord.ui.View(timeout=None)
+    for action in ACTIONS:
+        view.add_item(JobButton(action, job.id))
+    return view

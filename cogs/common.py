@@ -1,0 +1,127 @@
+"""Helpers the cogs share: attachment checks, texts of status and result messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import discord
+
+from bot.errors import InputError
+from bot.images import format_size
+from bot.media import DISCORD_ATTACHMENT_HOSTS, download_bytes
+from bot.models import MODELS, Mode
+from bot.settings import Settings
+from storage.jobs import Job
+
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # larger pictures are never needed for a 1080p video
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+MODE_BY_COUNT = {1: Mode.IMAGE, 2: Mode.FRAMES, 3: Mode.REFERENCE}
+DEFAULT_MODEL = {
+    Mode.TEXT: "cogvideox-3",
+    Mode.IMAGE: "cogvideox-3",
+    Mode.FRAMES: "cogvideox-3",
+    Mode.REFERENCE: "vidu2-reference",
+}
+
+
+def only(user_id: int) -> discord.AllowedMentions:
+    """Allowed mentions that can ping this one user and nobody else."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)])
+
+
+def check_attachment(attachment: discord.Attachment, n: int = 1) -> None:
+    """Cheap checks from the attachment's metadata, before acknowledging."""
+    name = attachment.filename
+    kind = attachment.content_type or ""
+    if kind and not kind.startswith("image/"):
+        raise InputError(f"`{name}` is not a picture ({kind}). Attach a PNG, JPEG or WebP image.")
+    if not kind and not name.lower().endswith(IMAGE_SUFFIXES):
+        raise InputError(
+            f"`{name}` does not look like a picture. Attach a PNG, JPEG or WebP image."
+        )
+    if attachment.size == 0:
+        raise InputError(f"`{name}` is empty (0 bytes). Attach the picture again.")
+    if attachment.size > MAX_ATTACHMENT_BYTES:
+        limit = format_size(MAX_ATTACHMENT_BYTES)
+        raise InputError(
+            f"Image {n} is {format_size(attachment.size)}; the limit is {limit}. Use a smaller one."
+        )
+
+
+def check_attachments(attachments: Sequence[discord.Attachment]) -> None:
+    """Check each attachment's metadata."""
+    for n, attachment in enumerate(attachments, start=1):
+        check_attachment(attachment, n)
+
+
+async def fetch_images(
+    bot: discord.Client, attachments: Sequence[discord.Attachment]
+) -> list[bytes]:
+    """Download attachments from Discord's hosts only (streamed, capped)."""
+    resources = bot.resources  # type: ignore[attr-defined]
+    settings: Settings = resources.settings
+    return [
+        await download_bytes(
+            resources.http,
+            attachment.url,
+            max_bytes=MAX_ATTACHMENT_BYTES,
+            allowed_hosts=DISCORD_ATTACHMENT_HOSTS,
+            trusted_hosts=settings.trusted_hosts,
+        )
+        for attachment in attachments
+    ]
+
+
+def ts(when: float, style: str = "R") -> str:
+    """A Discord timestamp tag."""
+    return f"<t:{int(when)}:{style}>"
+
+
+def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
+    """Link to a message."""
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
+def describe_options(job: Job) -> str:
+    """The settings of a job in one short line."""
+    parts = [f"{k}={v}" for k, v in sorted(job.options.items())]
+    return ", ".join(parts) or "model defaults"
+
+
+def short(text: str | None, limit: int) -> str:
+    """Cut text to a limit with an ellipsis."""
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_prompt(prompt: str | None, limit: int = 300) -> str:
+    """A prompt quoted so it cannot format, ping or break the message."""
+    if not prompt:
+        return "*(no prompt)*"
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(prompt))
+    return short(escaped.replace("\n", " "), limit)
+
+
+def duration_text(seconds: float) -> str:
+    """`2 min 05 s` style."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def result_embed(job: Job) -> discord.Embed:
+    """Prompt, model, settings and time taken of a finished job."""
+    embed = discord.Embed(
+        title=f"Video #{job.id}", description=short(job.prompt or "*(no prompt)*", 4000)
+    )
+    embed.add_field(name="Model", value=f"{job.model} ({job.mode})")
+    embed.add_field(name="Settings", value=short(describe_options(job), 1024))
+    if job.finished_at:
+        embed.add_field(name="Time taken", value=duration_text(job.finished_at - job.created_at))
+    embed.timestamp = dt.datetime.fromtimestamp(job.finished_at or job.created_at, tz=dt.UTC)
+    return embed
+
+
+def model_supports(model: str, mode: Mode) -> bool:
+    """Whether a model offers a mode."""
+    return model in MODELS and mode in MODELS[model].modes

@@ -1,0 +1,312 @@
+"""Engine events → Discord: status edits, and the finished video posted back in its channel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from bot.engine import JobEvent
+from bot.errors import BotError
+from bot.images import format_size
+from bot.media import download_to_file, reencode_to_fit
+from bot.tasks import spawn
+from cogs.buttons import result_view
+from cogs.common import jump_url, only, result_embed, safe_prompt, ts
+from storage.jobs import Job
+
+if TYPE_CHECKING:
+    from bot.discord_app import VideoBot
+
+log = logging.getLogger(__name__)
+
+MAX_RESULT_BYTES = 512 * 1024 * 1024  # a 10 s 4K video is far below this; anything larger is wrong
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+UPLOAD_HEADROOM = 64 * 1024  # the JSON payload and multipart framing share the upload limit
+LINK_LIFETIME = 24 * 3600  # Vidu documents one day; assume the same for every model
+SEND_ATTEMPTS = 3
+COVER_MAX_BYTES = 2 * 1024 * 1024
+
+
+class Undeliverable(Exception):
+    """The video cannot be posted anywhere; the reason goes to /jobs."""
+
+
+def status_text(job: Job, *, position: int | None, expected: float) -> str:
+    """The status line of a job in each state."""
+    head = f"<@{job.user_id}>'s video #{job.id} ({job.model}): "
+    state = job.state
+    if state == "pending_approval":
+        body = "⏳ waiting for a moderator's approval."
+    elif state == "queued":
+        body = f"🕒 queued, position {position or 1}."
+    elif state in ("submitting", "processing"):
+        started = job.submitted_at or time.time()
+        body = f"🎬 generating — started {ts(started)}, expected {ts(started + expected)}."
+    elif state == "succeeded":
+        body = "📦 finished, uploading…"
+    elif state == "delivered" and job.result_message_id:
+        body = f"✅ done: {jump_url(job.guild_id, job.channel_id, job.result_message_id)}"
+    elif state == "delivered":
+        body = "✅ done (sent by direct message)."
+    else:
+        body = f"❌ {job.error_message or job.state}"
+    return head + body + f"\n> {safe_prompt(job.prompt, 200)}"
+
+
+class Delivery(commands.Cog):
+    """The engine's listener: keeps status messages current and posts results."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        self.engine = bot.resources.engine
+        self.store = self.engine.store
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._last_edit: dict[int, float] = {}
+        self._pending: set[int] = set()
+
+    async def job_event(self, event: JobEvent, job: Job) -> None:
+        """React to one engine event."""
+        if event is JobEvent.FINISHED:
+            await self.deliver(job.id)
+        elif event is JobEvent.HALTED:
+            self.bot.dispatch("provider_halted", job, self.engine.halt_reason)
+        elif event is not JobEvent.QUEUED:  # the launcher posts the queued status itself
+            await self.refresh_status(job.id, force=event is JobEvent.FAILED)
+        if event in (JobEvent.STARTED, JobEvent.FAILED, JobEvent.FINISHED):
+            await self._refresh_queue()
+
+    # --- status messages ------------------------------------------------------------------
+
+    async def post_status(
+        self, job: Job, channel: discord.abc.Messageable, **kwargs: object
+    ) -> discord.Message:
+        """Post a job's public status message and remember it."""
+        async with self._locks[job.id]:
+            fresh = await self.store.get(job.id) or job
+            message = await channel.send(
+                await self._render(fresh), allowed_mentions=discord.AllowedMentions.none(), **kwargs
+            )
+            await self.store.set_status_message(job.id, message.id)
+            self._last_edit[job.id] = time.monotonic()
+        if fresh.state != "queued":
+            await self.refresh_status(job.id)
+        return message
+
+    async def refresh_status(self, job_id: int, *, force: bool = False) -> None:
+        """Edit a status message, at most once per `status_interval` unless forced."""
+        if job_id in self._pending and not force:
+            return
+        wait = self.bot.status_interval - (time.monotonic() - self._last_edit.get(job_id, -1e9))
+        if wait > 0 and not force:
+            self._pending.add(job_id)
+            spawn(self._refresh_later(job_id, wait), name=f"status-job-{job_id}")
+            return
+        await self._edit_status(job_id)
+
+    async def _refresh_later(self, job_id: int, wait: float) -> None:
+        """One delayed edit that picks up every change made meanwhile."""
+        await asyncio.sleep(wait)  # throttling Discord edits, not synchronising a test
+        self._pending.discard(job_id)
+        await self._edit_status(job_id)
+
+    async def _edit_status(self, job_id: int) -> None:
+        """Render the job's current state into its status message (bot endpoints, not webhooks)."""
+        async with self._locks[job_id]:
+            job = await self.store.get(job_id)
+            if job is None or job.status_message_id is None:
+                return
+            message = self.bot.get_partial_messageable(job.channel_id).get_partial_message(
+                job.status_message_id
+            )
+            try:
+                await message.edit(
+                    content=await self._render(job), allowed_mentions=discord.AllowedMentions.none()
+                )
+            except discord.NotFound:
+                log.info("job %d: status message is gone", job_id)
+            except discord.HTTPException as exc:
+                log.warning("job %d: status edit failed: %s", job_id, exc)
+            self._last_edit[job_id] = time.monotonic()
+
+    async def _render(self, job: Job) -> str:
+        """The status text with the live queue position and expected time."""
+        position = await self.engine.queue_position(job.id) if job.state == "queued" else None
+        return status_text(
+            job, position=position, expected=self.engine.schedule.expected(job.model)
+        )
+
+    async def _refresh_queue(self) -> None:
+        """Queue positions moved: refresh the queued jobs' status (throttled)."""
+        for job in await self.store.in_states(("queued",)):
+            if job.status_message_id is not None:
+                await self.refresh_status(job.id)
+
+    # --- delivery -------------------------------------------------------------------------
+
+    async def deliver(self, job_id: int) -> None:
+        """Post a finished job once; refund it if it cannot be posted anywhere."""
+        async with self._locks[-job_id]:  # its own lock: status edits go on meanwhile
+            job = await self.store.get(job_id)
+            if job is None or job.state != "succeeded":
+                return
+            try:
+                message_id = await self._post_result(job)
+            except Undeliverable as exc:
+                await self.engine.mark_undeliverable(job.id, str(exc))
+            else:
+                await self.engine.mark_delivered(job.id, message_id)
+        await self.refresh_status(job_id, force=True)
+
+    async def _post_result(self, job: Job) -> int | None:
+        """Download, fit to the upload limit, and send; returns the message id (None for a DM)."""
+        with tempfile.TemporaryDirectory(prefix=f"job{job.id}-") as tmp:
+            video: Path | None = Path(tmp) / "video.mp4"
+            size = await self._download(job, video)
+            limit = self._upload_limit(job) - UPLOAD_HEADROOM
+            content = f"<@{job.user_id}> your video is ready!"
+            if size > limit:
+                video, fitted_size = await self._shrink(job, video, size, limit)
+                if video is None:
+                    content = self._link_text(job, size, limit)
+                size = fitted_size
+            cover = await self._cover(job, Path(tmp) / "cover.jpg", limit - size)
+            return await self._send_anywhere(job, content, video, cover)
+
+    async def _cover(self, job: Job, dest: Path, room: int) -> Path | None:
+        """The provider's cover image, if there is one and it fits beside the video."""
+        if not job.cover_url or room <= 0:
+            return None
+        try:
+            await download_to_file(
+                self.bot.resources.http,
+                job.cover_url,
+                dest,
+                max_bytes=min(room, COVER_MAX_BYTES),
+                allowed_hosts=None,
+                trusted_hosts=self.bot.resources.settings.trusted_hosts,
+            )
+        except BotError as exc:
+            log.info("job %d: no cover (%s)", job.id, exc)
+            return None
+        return dest
+
+    async def _download(self, job: Job, dest: Path) -> int:
+        """Fetch the provider's mp4 (streamed to a file), retrying transient failures."""
+        settings = self.bot.resources.settings
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                return await download_to_file(
+                    self.bot.resources.http,
+                    job.video_url or "",
+                    dest,
+                    max_bytes=MAX_RESULT_BYTES,
+                    allowed_hosts=None,
+                    trusted_hosts=settings.trusted_hosts,
+                )
+            except BotError as exc:
+                log.warning("job %d: download attempt %d failed: %s", job.id, attempt, exc)
+                if attempt == SEND_ATTEMPTS:
+                    raise Undeliverable(
+                        f"the finished video could not be downloaded ({exc})"
+                    ) from None
+                await asyncio.sleep(2**attempt)  # backoff before retrying the provider's CDN
+        raise AssertionError("unreachable")
+
+    def _upload_limit(self, job: Job) -> int:
+        """The channel's upload limit: the interaction's, else the guild's, else 10 MiB."""
+        if job.upload_limit:
+            return job.upload_limit
+        guild = self.bot.get_guild(job.guild_id)
+        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    async def _shrink(
+        self, job: Job, video: Path, size: int, limit: int
+    ) -> tuple[Path | None, int]:
+        """Re-encode to fit the limit; (None, 0) if even that is too big."""
+        log.info("job %d: %d bytes is above the %d upload limit; re-encoding", job.id, size, limit)
+        smaller = video.with_name("video-small.mp4")
+        fitted = await asyncio.to_thread(_reencode, video, smaller, limit)
+        return (smaller, fitted) if fitted else (None, 0)
+
+    def _link_text(self, job: Job, size: int, limit: int) -> str:
+        """The message for a video that cannot be uploaded here."""
+        expires = ts((job.finished_at or time.time()) + LINK_LIFETIME)
+        return (
+            f"<@{job.user_id}> your video is ready, but at {format_size(size)} it is above this "
+            f"channel's {format_size(limit)} upload limit even after compressing. "
+            f"Download it here (the link expires {expires}): {job.video_url}"
+        )
+
+    async def _send_anywhere(
+        self, job: Job, content: str, video: Path | None, cover: Path | None
+    ) -> int | None:
+        """Post in the channel; if that is impossible, in the requester's DMs."""
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        try:
+            message = await self._send(job, channel, content, video, cover)
+            return message.id
+        except (discord.NotFound, discord.Forbidden) as exc:
+            log.warning(
+                "job %d: cannot post in channel %d (%s); trying DMs", job.id, job.channel_id, exc
+            )
+        try:
+            user = await self.bot.fetch_user(job.user_id)
+            dm_text = f"I could not post in <#{job.channel_id}>, so here is your video.\n" + content
+            await self._send(job, await user.create_dm(), dm_text, video, cover)
+        except discord.HTTPException as exc:
+            raise Undeliverable(
+                f"the channel refused the video and DMs failed too ({exc.status})"
+            ) from None
+        return None
+
+    async def _send(
+        self,
+        job: Job,
+        channel: discord.abc.Messageable,
+        content: str,
+        video: Path | None,
+        cover: Path | None,
+    ) -> discord.Message:
+        """One send with a nonce (Discord drops a repeat), retried on server errors."""
+        embed = result_embed(job)
+        if cover is not None:
+            embed.set_thumbnail(url="attachment://cover.jpg")
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                return await channel.send(
+                    content,
+                    embed=embed,
+                    files=_files(job, video, cover),
+                    view=result_view(job),
+                    allowed_mentions=only(job.user_id),
+                    nonce=f"job-{job.id}",
+                )
+            except discord.DiscordServerError as exc:
+                log.warning("job %d: send attempt %d failed: %s", job.id, attempt, exc)
+                if attempt == SEND_ATTEMPTS:
+                    raise Undeliverable(
+                        f"Discord kept failing to take the upload ({exc.status})"
+                    ) from None
+                await asyncio.sleep(2**attempt)  # backoff before retrying Discord
+        raise AssertionError("unreachable")
+
+
+def _files(job: Job, video: Path | None, cover: Path | None) -> list[discord.File]:
+    """Fresh File objects for one send attempt (a sent File is consumed)."""
+    files = [discord.File(video, filename=f"video-{job.id}.mp4")] if video else []
+    if cover is not None:
+        files.append(discord.File(cover, filename="cover.jpg"))
+    return files
+
+
+def _reencode(src: Path, dest: Path, limit: int) -> int:
+    """Re-encode under a byte limit; the new size, or 0 if it cannot fit (runs in a thread)."""
+    return dest.stat().st_size if reencode_to_fit(src, dest, max_bytes=limit) else 0
