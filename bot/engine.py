@@ -366,7 +366,9 @@ class Engine:
             return
         if exc.kind in (ProviderErrorKind.ACCOUNT, ProviderErrorKind.AUTH):
             self._halt(job, exc)
-        await self._end(job, exc.kind, exc.code, exc.message)
+        ambiguous = exc.kind is ProviderErrorKind.AMBIGUOUS
+        log.warning("job %d submit failed: %s", job.id, exc)
+        await self._end(job, exc.kind, "submit_unconfirmed" if ambiguous else exc.code, exc.message)
 
     def _halt(self, job: Job, exc: ProviderError) -> None:
         """Stop submitting for a while and say so loudly: only an operator can fix this."""
