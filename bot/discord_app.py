@@ -70,7 +70,9 @@ class VideoTree(app_commands.CommandTree):
 class VideoBot(commands.Bot):
     """The bot: holds the shared resources; cogs are thin adapters over the engine."""
 
-    def __init__(self, resources: Resources, *, status_interval: float = 3.0) -> None:
+    def __init__(
+        self, resources: Resources, *, status_interval: float = 3.0, **options: Any
+    ) -> None:
         intents = discord.Intents.default()  # no privileged intent: mentions carry their content
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -78,6 +80,7 @@ class VideoBot(commands.Bot):
             tree_cls=VideoTree,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            **options,
         )
         self.resources = resources
         self.status_interval = status_interval

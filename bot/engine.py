@@ -122,6 +122,7 @@ class Engine:
         self._busy: set[int] = set()  # jobs with a submit or poll in flight
         self._submits: set[asyncio.Task[None]] = set()
         self._polls: set[asyncio.Task[None]] = set()
+        self._events: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -258,6 +259,11 @@ class Engine:
         for task in self._submits:
             task.cancel()
         await asyncio.gather(*self._polls, *self._submits, return_exceptions=True)
+        if self._events:  # let the front end finish what it was doing with the database
+            await asyncio.wait(self._events, timeout=submit_grace)
+        for task in self._events:
+            task.cancel()
+        await asyncio.gather(*self._events, return_exceptions=True)
 
     def wake(self) -> None:
         """Make the scheduler look at the database now."""
@@ -444,7 +450,10 @@ class Engine:
     def _emit(self, event: JobEvent, job: Job) -> None:
         """Hand an event to the listener in its own (logged) task."""
         if self.listener is not None:
-            spawn(self.listener.job_event(event, job), name=f"event-{event.value}-job-{job.id}")
+            task = spawn(
+                self.listener.job_event(event, job), name=f"event-{event.value}-job-{job.id}"
+            )
+            self._track(self._events, task)
 
 
 __all__ = [

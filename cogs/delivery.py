@@ -71,6 +71,12 @@ class Delivery(commands.Cog):
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last_edit: dict[int, float] = {}
         self._pending: set[int] = set()
+        self._timers: set[asyncio.Task[None]] = set()
+
+    async def cog_unload(self) -> None:
+        """Drop delayed status edits (the next start re-renders from the database)."""
+        for task in self._timers:
+            task.cancel()
 
     async def job_event(self, event: JobEvent, job: Job) -> None:
         """React to one engine event."""
@@ -107,7 +113,9 @@ class Delivery(commands.Cog):
         wait = self.bot.status_interval - (time.monotonic() - self._last_edit.get(job_id, -1e9))
         if wait > 0 and not force:
             self._pending.add(job_id)
-            spawn(self._refresh_later(job_id, wait), name=f"status-job-{job_id}")
+            task = spawn(self._refresh_later(job_id, wait), name=f"status-job-{job_id}")
+            self._timers.add(task)
+            task.add_done_callback(self._timers.discard)
             return
         await self._edit_status(job_id)
 

@@ -678,7 +678,7 @@ class FakeDiscord:
             raise RuntimeError(
                 f"cannot deliver {what}: no bot session is connected to the fake gateway"
             )
-        return await asyncio.wait_for(futures[0], DISPATCH_TIMEOUT)
+        return await _first_sent(futures)
 
     async def _send_interaction(self, interaction: FakeInteraction) -> FakeInteraction:
         """Register and dispatch INTERACTION_CREATE."""
@@ -855,7 +855,7 @@ class FakeDiscord:
         self.signal.fire()
         futures = self._dispatch_message("MESSAGE_CREATE", message)
         if futures:
-            await asyncio.wait_for(futures[0], DISPATCH_TIMEOUT)
+            await _first_sent(futures)
         return message
 
     # fault injection
@@ -893,3 +893,13 @@ class FakeDiscord:
     def reset_records(self) -> None:
         """Forget recorded requests, callbacks and errors (state is kept)."""
         self._init_records()
+
+
+async def _first_sent(futures: list[asyncio.Future[float]]) -> float:
+    """The send time of the first session that wrote the event (a detached session never does)."""
+    done, _ = await asyncio.wait(
+        futures, timeout=DISPATCH_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+    )
+    if not done:
+        raise TimeoutError("no connected bot session took the event")
+    return next(iter(done)).result()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import random
 from io import BytesIO
 
 import av
@@ -90,3 +91,24 @@ def data_uri(data: bytes, mime: str | None = None) -> str:
     """`data:<mime>;base64,...` for `data`; the MIME type is sniffed when not given."""
     encoded = base64.b64encode(data).decode("ascii")
     return f"data:{mime or sniff_mime(data)};base64,{encoded}"
+
+
+@functools.lru_cache(maxsize=4)
+def make_big_mp4(seconds: float = 2.0, width: int = 320, height: int = 240, fps: int = 25) -> bytes:
+    """A near-lossless H.264 mp4 of random blocks: large for its length, like detailed footage."""
+    rng = random.Random(seconds * 1000 + width)
+    buf = BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream(
+            "libx264", rate=fps, options={"crf": "4", "preset": "ultrafast"}
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for _ in range(max(1, round(seconds * fps))):
+            noise = bytes(rng.getrandbits(8) for _ in range((width // 8) * (height // 8) * 3))
+            blocks = Image.frombytes("RGB", (width // 8, height // 8), noise)
+            frame = av.VideoFrame.from_image(
+                blocks.resize((width, height), Image.Resampling.NEAREST)
+            )
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return buf.getvalue()
