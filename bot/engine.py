@@ -18,6 +18,7 @@ from typing import Protocol
 
 from bot import models
 from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
+from bot.failpoints import failpoint
 from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
 from bot.models import Mode, VideoOptions
 from bot.provider import TaskState, TaskStatus, VideoProvider
@@ -167,6 +168,7 @@ class Engine:
             max_inflight=self.config.max_inflight_per_user,
         )
         log.info("job %d accepted: %s/%s for user %d", job.id, job.model, job.mode, job.user_id)
+        failpoint("after_accept")
         self._emit(JobEvent.QUEUED, job)
         self.wake()
         return job
@@ -334,7 +336,9 @@ class Engine:
         """Send one job to the provider; its state says what happened whatever the outcome."""
         try:
             body = await self._body(job)
+            failpoint("before_submit")
             task_id = await self.provider.submit(body)
+            failpoint("after_submit")
         except ProviderError as exc:
             await self._submit_failed(job, exc)
         else:
@@ -414,10 +418,12 @@ class Engine:
             await self.store.mark_polled(
                 job.id, time.time() + self.schedule.next_delay(job.model, elapsed)
             )
+            failpoint("after_poll")
         elif state.status is TaskStatus.SUCCESS:
             if await self.store.mark_succeeded(job.id, state.video_url or "", state.cover_url):
                 self.schedule.learn(job.model, [time.time() - (job.submitted_at or time.time())])
                 log.info("job %d finished after %d polls", job.id, job.polls + 1)
+                failpoint("after_succeeded")
                 await self._emit_job(JobEvent.FINISHED, job.id)
         else:
             reason = state.message or "generation failed"

@@ -15,6 +15,7 @@ from discord.ext import commands
 
 from bot.engine import JobEvent
 from bot.errors import BotError
+from bot.failpoints import failpoint
 from bot.images import format_size
 from bot.media import download_to_file, reencode_to_fit
 from bot.tasks import spawn
@@ -167,6 +168,7 @@ class Delivery(commands.Cog):
                 return
             try:
                 message_id = await self._post_result(job)
+                failpoint("after_upload")
             except Undeliverable as exc:
                 await self.engine.mark_undeliverable(job.id, str(exc))
             else:
@@ -178,6 +180,7 @@ class Delivery(commands.Cog):
         with tempfile.TemporaryDirectory(prefix=f"job{job.id}-") as tmp:
             video: Path | None = Path(tmp) / "video.mp4"
             size = await self._download(job, video)
+            failpoint("after_download")
             limit = self._upload_limit(job) - UPLOAD_HEADROOM
             content = f"<@{job.user_id}> your video is ready!"
             if size > limit:
