@@ -125,7 +125,7 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def harness(
-    tmp_path: Path, *, zai: dict[str, Any] | None = None, **settings: Any
+    tmp_path: Path, *, zai: dict[str, Any] | None = None, dev_guild: bool = False, **settings: Any
 ) -> AsyncIterator[Harness]:
     """Fakes up, bot started; everything closed after."""
     async with FakeDiscord() as fake_discord, FakeZai(**(zai or {})) as fake_zai:
@@ -136,6 +136,8 @@ async def harness(
             members=[alice, bob, (mod, Perm.MANAGE_GUILD)],
         )
         db_path = tmp_path / "data" / "bot.db"
+        if dev_guild:
+            settings["dev_guild_id"] = guild.id
         h = Harness(
             fake_discord,
             fake_zai,

@@ -272,3 +272,17 @@ async def test_video_that_cannot_fit_is_posted_as_a_link(tmp_path: Path) -> None
         result = await h.result_for(h.alice, timeout=60)
         assert "upload limit" in result.content and "/media/" in result.content
         assert not any(name.endswith(".mp4") for name, _ in result.attachments)
+
+
+async def test_global_sync_happens_only_when_the_tree_changed(h: Harness) -> None:
+    assert h.discord.sync_calls == 1
+    assert {c["name"] for c in h.discord.commands()} >= {"video", "quota", "jobs", "Animate image"}
+    await h.restart()
+    assert h.discord.sync_calls == 1
+
+
+async def test_dev_guild_gets_commands_at_every_start(tmp_path: Path) -> None:
+    async with harness(tmp_path, dev_guild=True) as h:
+        assert {c["name"] for c in h.discord.commands(h.guild)} >= {"video", "quota", "jobs"}
+        await h.restart()
+        assert h.discord.sync_calls == 2

@@ -1,0 +1,59 @@
+"""`python -m bot` and `python -m bot doctor` as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.fakes.zai import FakeZai
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def run_bot(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run the bot's entry point in a clean environment; return (code, stdout, stderr)."""
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env={**base, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_missing_settings_give_one_line_each_and_no_traceback(tmp_path: Path) -> None:
+    code, _, err = await run_bot([], tmp_path, {"QUOTA_DAILY_CREDITS": "many"})
+    assert code != 0
+    assert "Traceback" not in err
+    assert "DISCORD_TOKEN is not set" in err
+    assert "ZAI_API_KEY is not set" in err
+    assert "QUOTA_DAILY_CREDITS is invalid" in err
+
+
+async def test_doctor_reports_missing_key(tmp_path: Path) -> None:
+    code, out, err = await run_bot(["doctor"], tmp_path, {"DISCORD_TOKEN": "x" * 20})
+    assert code != 0 and "Traceback" not in out + err
+    assert "[FAIL] settings: ZAI_API_KEY is not set" in out
+
+
+async def test_doctor_checks_database_and_key(tmp_path: Path) -> None:
+    async with FakeZai() as fake:
+        env = {
+            "DISCORD_TOKEN": "discord-token-for-doctor",
+            "ZAI_BASE_URL": fake.base_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'bot.db'}",
+        }
+        good = await run_bot(["doctor"], tmp_path, {**env, "ZAI_API_KEY": fake.api_key})
+        bad = await run_bot(["doctor"], tmp_path, {**env, "ZAI_API_KEY": "refused-key-123"})
+    assert good[0] == 0, good
+    assert "[ok] database" in good[1] and "[ok] Z.AI key" in good[1]
+    assert bad[0] != 0 and "[FAIL] Z.AI key: auth" in bad[1]
+    assert "refused-key-123" not in bad[1] + bad[2]
