@@ -21,11 +21,13 @@ from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
 from bot.failpoints import failpoint
 from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
 from bot.models import Mode, VideoOptions
+from bot.policy import Policy
 from bot.provider import TaskState, TaskStatus, VideoProvider
 from bot.schedule import PollPolicy, PollSchedule
 from bot.tasks import spawn
 from storage.credits import Credits
 from storage.jobs import Job, JobStore, NewJob, StoredImage
+from storage.moderation import ModerationStore
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class JobEvent(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     HALTED = "halted"  # the provider account cannot take work (balance, auth): tell moderators
+    PENDING_APPROVAL = "pending_approval"  # waiting for a moderator's decision
 
 
 class JobListener(Protocol):
@@ -109,9 +112,12 @@ class Engine:
         provider: VideoProvider,
         config: EngineConfig | None = None,
         policy: PollPolicy | None = None,
+        moderation: ModerationStore | None = None,
     ) -> None:
         self.store = store
         self.credits = credits
+        self.moderation = moderation or ModerationStore(store.db)
+        self.rules = Policy(self.moderation)
         self.provider = provider
         self.config = config or EngineConfig()
         typical = {name: spec.typical_seconds for name, spec in models.MODELS.items()}
@@ -129,9 +135,17 @@ class Engine:
 
     # --- accepting requests ---------------------------------------------------------------
 
-    def cost_of(self, model: str, options: VideoOptions) -> int:
-        """Credits a request costs (moderators' cost table comes with the moderation issue)."""
-        return 1
+    async def cost_for(self, guild_id: int, model: str, options: VideoOptions) -> int:
+        """Credits a request costs on this server (the moderators' cost table)."""
+        return await self.rules.cost(guild_id, model, options.given())
+
+    async def check_policy(self, request: JobRequest) -> None:
+        """The moderators' rules: ban, channel, model, blocklist (refusals are audited)."""
+        self._refuse_if_halted()
+        prompt = models.clean_prompt(request.prompt)
+        await self.rules.check(
+            request.guild_id, request.channel_id, request.user_id, request.model, prompt
+        )
 
     async def prepare(self, request: JobRequest) -> Prepared:
         """Every check that needs no credit: prompt, options, images (in a thread)."""
@@ -139,12 +153,15 @@ class Engine:
         images = await asyncio.to_thread(
             prepare_images, request.model, request.mode, request.images
         )
-        return Prepared(request, prompt, images, self.cost_of(request.model, request.options))
+        cost = await self.cost_for(request.guild_id, request.model, request.options)
+        return Prepared(request, prompt, images, cost)
 
-    async def accept(self, prepared: Prepared, *, state: str = "queued") -> Job:
-        """Reserve the credit and queue the job in one transaction, then wake the scheduler."""
-        self._refuse_if_halted()
+    async def accept(self, prepared: Prepared) -> Job:
+        """Check the rules, reserve the credit and queue the job in one transaction."""
         req = prepared.request
+        await self.check_policy(req)
+        settings = await self.moderation.settings(req.guild_id)
+        state = "pending_approval" if settings.approval_channel_id else "queued"
         new = NewJob(
             guild_id=req.guild_id,
             channel_id=req.channel_id,
@@ -161,17 +178,61 @@ class Engine:
             upload_limit=req.upload_limit,
         )
         allowance = await self.credits.allowance(req.guild_id, req.user_id)
-        job = await self.store.create(
-            new,
-            prepared.images,
-            allowance=allowance,
-            max_inflight=self.config.max_inflight_per_user,
+        try:
+            job = await self.store.create(
+                new,
+                prepared.images,
+                allowance=allowance,
+                max_inflight=self.config.max_inflight_per_user,
+                guild_cap=settings.daily_cap,
+            )
+        except QuotaError as exc:
+            await self.moderation.audit(req.guild_id, req.user_id, "refused", exc.user_message)
+            raise
+        log.info(
+            "job %d accepted (%s): %s/%s for user %d",
+            job.id,
+            state,
+            job.model,
+            job.mode,
+            job.user_id,
         )
-        log.info("job %d accepted: %s/%s for user %d", job.id, job.model, job.mode, job.user_id)
         failpoint("after_accept")
-        self._emit(JobEvent.QUEUED, job)
+        self._emit(
+            JobEvent.PENDING_APPROVAL if state == "pending_approval" else JobEvent.QUEUED, job
+        )
         self.wake()
         return job
+
+    async def approve(self, job_id: int, moderator_id: int) -> bool:
+        """A moderator lets a pending job into the queue."""
+        if not await self.store.approve(job_id, moderator_id):
+            return False
+        job = await self.store.get(job_id)
+        if job is not None:
+            await self.moderation.audit(
+                job.guild_id, moderator_id, "approve", f"job {job_id}", job.user_id
+            )
+            log.info("job %d approved by %d", job_id, moderator_id)
+            self._emit(JobEvent.QUEUED, job)
+        self.wake()
+        return True
+
+    async def reject(self, job_id: int, moderator_id: int, reason: str) -> bool:
+        """A moderator refuses a pending job: refunded, with the reason."""
+        text = f"Rejected by a moderator: {reason}. Your credit was refunded."
+        ended = await self.store.end(
+            job_id, "rejected", "rejected", text, refund=True, from_states=("pending_approval",)
+        )
+        job = await self.store.get(job_id)
+        if ended and job is not None:
+            await self.store.set_decided_by(job_id, moderator_id)
+            await self.moderation.audit(
+                job.guild_id, moderator_id, "reject", f"job {job_id}: {reason}", job.user_id
+            )
+            log.info("job %d rejected by %d", job_id, moderator_id)
+            await self._emit_job(JobEvent.FAILED, job_id)
+        return ended
 
     async def submit(self, request: JobRequest) -> Job:
         """prepare + accept."""
@@ -195,9 +256,8 @@ class Engine:
             upload_limit=job.upload_limit,
         )
         images = tuple(await self.store.inputs(job.id))
-        return await self.accept(
-            Prepared(request, job.prompt, images, self.cost_of(job.model, request.options))
-        )
+        cost = await self.cost_for(job.guild_id, job.model, request.options)
+        return await self.accept(Prepared(request, job.prompt, images, cost))
 
     def _refuse_if_halted(self) -> None:
         """Refuse new work plainly while the provider account is blocked."""
@@ -281,6 +341,9 @@ class Engine:
             )
         for job in await self.store.in_states(("succeeded",)):
             self._emit(JobEvent.FINISHED, job)  # not delivered yet: the front end delivers it
+        for job in await self.store.in_states(("pending_approval",)):
+            if job.approval_message_id is None:  # died before the moderators were asked
+                self._emit(JobEvent.PENDING_APPROVAL, job)
 
     async def _run(self) -> None:
         """One loop for every job: submit into free slots, start due polls, sleep until next."""
@@ -382,7 +445,10 @@ class Engine:
 
     def _halt(self, job: Job, exc: ProviderError) -> None:
         """Stop submitting for a while and say so loudly: only an operator can fix this."""
+        already = time.time() < self.halted_until
         self.halted_until = time.time() + self.config.halt_seconds
+        if already:  # tell moderators once per outage, not once per failing job
+            return
         self.halt_reason = f"{exc.kind.value}: {exc.message}"
         log.critical("Z.AI refused work for the account (%s); submissions paused", exc)
         self._emit(JobEvent.HALTED, job)
@@ -393,6 +459,11 @@ class Engine:
         if kind is ProviderErrorKind.BAD_REQUEST:
             log.error(
                 "job %d: provider rejected our parameters (bug): %s %s", job.id, code, message
+            )
+        if kind is ProviderErrorKind.CONTENT_FILTER:
+            detail = f"job {job.id}: content filter ({code})"
+            await self.moderation.audit(
+                job.guild_id, job.user_id, "content_filter", detail, job.user_id
             )
         user_text = ProviderError(kind, code, message).user_message
         if await self.store.end(job.id, state, code, user_text, refund=True):

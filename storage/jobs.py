@@ -53,6 +53,8 @@ class Job:
     upload_limit: int | None
     status_message_id: int | None
     result_message_id: int | None
+    approval_message_id: int | None
+    decided_by: int | None
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -104,6 +106,7 @@ class JobStore:
         *,
         allowance: int,
         max_inflight: int,
+        guild_cap: int | None = None,
         now: float | None = None,
     ) -> Job:
         """Reserve the credit, check in-flight jobs and insert the job, all or nothing."""
@@ -112,6 +115,7 @@ class JobStore:
         async with self.db.transaction() as conn:
             await _check_inflight(conn, new.user_id, max_inflight)
             await _reserve(conn, new, day, allowance)
+            await _reserve_guild(conn, new, day, guild_cap)
             cursor = await conn.execute(sql.INSERT_JOB, _job_params(new, day, now))
             job_id = cursor.lastrowid
             await conn.executemany(
@@ -203,6 +207,19 @@ class JobStore:
         now = time.time()
         return await self.db.execute(sql.MARK_DELIVERED, (now, message_id, now, job_id)) == 1
 
+    async def approve(self, job_id: int, moderator_id: int) -> bool:
+        """pending_approval → queued."""
+        now = time.time()
+        return await self.db.execute(sql.APPROVE_JOB, (moderator_id, now, now, job_id)) == 1
+
+    async def set_approval_message(self, job_id: int, message_id: int) -> None:
+        """Remember the moderators' approval request message."""
+        await self.db.execute(sql.SET_APPROVAL_MESSAGE, (message_id, time.time(), job_id))
+
+    async def set_decided_by(self, job_id: int, moderator_id: int) -> None:
+        """Record which moderator decided on a job."""
+        await self.db.execute(sql.SET_DECIDED_BY, (moderator_id, job_id))
+
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         """Remember the status message the front end keeps up to date."""
         await self.db.execute(sql.SET_STATUS_MESSAGE, (message_id, time.time(), job_id))
@@ -259,6 +276,18 @@ async def _reserve(conn: Any, new: NewJob, day: str, allowance: int) -> None:
         )
 
 
+async def _reserve_guild(conn: Any, new: NewJob, day: str, cap: int | None) -> None:
+    """Take the cost from the server's daily cap too, or refuse."""
+    await conn.execute(sql.ENSURE_GUILD_USAGE_ROW, (new.guild_id, day))
+    params = {"cost": new.cost, "guild_id": new.guild_id, "day": day, "cap": cap}
+    cursor = await conn.execute(sql.RESERVE_GUILD_CREDITS, params)
+    if cursor.rowcount != 1:
+        raise QuotaError(
+            "This server has used all the video credits its moderators allow per day. "
+            "Credits reset at 00:00 UTC; try again then."
+        )
+
+
 async def _refund(conn: Any, job_id: int, now: float, reason: str) -> None:
     """Give a job's credit back to the day it was taken from, with a ledger row."""
     row = await (await conn.execute(sql.SELECT_JOB, (job_id,))).fetchone()
@@ -269,6 +298,8 @@ async def _refund(conn: Any, job_id: int, now: float, reason: str) -> None:
         "day": row["credit_day"],
     }
     await conn.execute(sql.RELEASE_CREDITS, params)
+    guild = {"cost": row["cost"], "guild_id": row["guild_id"], "day": row["credit_day"]}
+    await conn.execute(sql.RELEASE_GUILD_CREDITS, guild)
     ledger = (
         row["guild_id"],
         row["user_id"],

@@ -88,6 +88,65 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (guild_id, user_id)
     );
     """,
+    # 2: moderation — costs, caps, bans, blocklist, channel and model rules, approval, audit.
+    """
+    ALTER TABLE guild_settings ADD COLUMN approval_channel_id INTEGER;
+    ALTER TABLE guild_settings ADD COLUMN alerts_channel_id INTEGER;
+    ALTER TABLE jobs ADD COLUMN approval_message_id INTEGER;
+    ALTER TABLE jobs ADD COLUMN decided_by INTEGER;
+    CREATE TABLE guild_usage (
+        guild_id INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (guild_id, day)
+    );
+    CREATE TABLE model_costs (
+        guild_id INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        option TEXT NOT NULL DEFAULT '',
+        value TEXT NOT NULL DEFAULT '',
+        cost INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, model, option, value)
+    );
+    CREATE TABLE bans (
+        guild_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        actor_id INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, user_id)
+    );
+    CREATE TABLE blocklist (
+        guild_id INTEGER NOT NULL,
+        pattern TEXT NOT NULL,
+        is_regex INTEGER NOT NULL,
+        actor_id INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, pattern)
+    );
+    CREATE TABLE channel_rules (
+        guild_id INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        allowed INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, channel_id)
+    );
+    CREATE TABLE model_rules (
+        guild_id INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, model)
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        actor_id INTEGER,
+        action TEXT NOT NULL,
+        target_id INTEGER,
+        detail TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX audit_by_guild ON audit_log (guild_id, id);
+    """,
 ]
 
 PRAGMAS = (
@@ -103,7 +162,8 @@ JOB_COLUMNS = """
     id, guild_id, channel_id, user_id, model, mode, prompt, options, origin, parent_job_id, cost,
     credit_day, request_id, task_id, state, created_at, updated_at, submitted_at, finished_at,
     delivered_at, attempts, polls, next_attempt_at, next_poll_at, video_url, cover_url, error_code,
-    error_message, refunded, upload_limit, status_message_id, result_message_id
+    error_message, refunded, upload_limit, status_message_id, result_message_id,
+    approval_message_id, decided_by
 """
 
 INSERT_JOB = """
@@ -252,6 +312,20 @@ WHERE guild_id = :guild_id AND user_id = :user_id AND day = :day
   AND used + :cost <= :allowance + granted
 """
 
+ENSURE_GUILD_USAGE_ROW = "INSERT OR IGNORE INTO guild_usage (guild_id, day) VALUES (?, ?)"
+
+# The server's daily cap, taken in the same transaction as the user's credit.
+RESERVE_GUILD_CREDITS = """
+UPDATE guild_usage SET used = used + :cost
+WHERE guild_id = :guild_id AND day = :day AND (:cap IS NULL OR used + :cost <= :cap)
+"""
+
+RELEASE_GUILD_CREDITS = """
+UPDATE guild_usage SET used = used - :cost WHERE guild_id = :guild_id AND day = :day
+"""
+
+SELECT_GUILD_USAGE = "SELECT used FROM guild_usage WHERE guild_id = ? AND day = ?"
+
 RELEASE_CREDITS = """
 UPDATE credit_usage SET used = used - :cost
 WHERE guild_id = :guild_id AND user_id = :user_id AND day = :day
@@ -276,7 +350,108 @@ SELECT coalesce(sum(delta), 0) FROM credit_ledger
 WHERE guild_id = ? AND user_id = ? AND day = ? AND reason IN (%s)
 """
 
-SELECT_GUILD_SETTINGS = "SELECT daily_credits, daily_cap FROM guild_settings WHERE guild_id = ?"
+SELECT_GUILD_SETTINGS = """
+SELECT daily_credits, daily_cap, approval_channel_id, alerts_channel_id
+FROM guild_settings WHERE guild_id = ?
+"""
+
+ENSURE_GUILD_SETTINGS = "INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)"
+
+# Column names come from a fixed allow-list in storage/moderation.py, never from users.
+UPDATE_GUILD_SETTING = "UPDATE guild_settings SET %s = ? WHERE guild_id = ?"
+
+SELECT_GUILDS_WITH_ALERTS = """
+SELECT guild_id, coalesce(alerts_channel_id, approval_channel_id) FROM guild_settings
+WHERE coalesce(alerts_channel_id, approval_channel_id) IS NOT NULL
+"""
+
+UPSERT_USER_QUOTA = """
+INSERT INTO user_quotas (guild_id, user_id, daily_credits) VALUES (?, ?, ?)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET daily_credits = excluded.daily_credits
+"""
+
+SUM_UNFINISHED_COST = """
+SELECT coalesce(sum(cost), 0) FROM jobs
+WHERE guild_id = ? AND user_id = ? AND credit_day = ? AND refunded = 0
+  AND state IN ('pending_approval', 'queued', 'submitting', 'processing', 'succeeded')
+"""
+
+# --- moderation -------------------------------------------------------------------------------
+
+SELECT_COSTS = "SELECT model, option, value, cost FROM model_costs WHERE guild_id = ? ORDER BY model, option, value"
+
+UPSERT_COST = """
+INSERT INTO model_costs (guild_id, model, option, value, cost) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (guild_id, model, option, value) DO UPDATE SET cost = excluded.cost
+"""
+
+SELECT_BAN = "SELECT reason FROM bans WHERE guild_id = ? AND user_id = ?"
+
+UPSERT_BAN = """
+INSERT INTO bans (guild_id, user_id, reason, actor_id, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET reason = excluded.reason, actor_id = excluded.actor_id,
+    created_at = excluded.created_at
+"""
+
+DELETE_BAN = "DELETE FROM bans WHERE guild_id = ? AND user_id = ?"
+
+SELECT_BLOCKLIST = "SELECT pattern, is_regex FROM blocklist WHERE guild_id = ? ORDER BY created_at"
+
+INSERT_BLOCK = """
+INSERT OR REPLACE INTO blocklist (guild_id, pattern, is_regex, actor_id, created_at) VALUES (?, ?, ?, ?, ?)
+"""
+
+DELETE_BLOCK = "DELETE FROM blocklist WHERE guild_id = ? AND pattern = ?"
+
+SELECT_CHANNEL_RULES = "SELECT channel_id, allowed FROM channel_rules WHERE guild_id = ?"
+
+UPSERT_CHANNEL_RULE = """
+INSERT INTO channel_rules (guild_id, channel_id, allowed) VALUES (?, ?, ?)
+ON CONFLICT (guild_id, channel_id) DO UPDATE SET allowed = excluded.allowed
+"""
+
+DELETE_CHANNEL_RULE = "DELETE FROM channel_rules WHERE guild_id = ? AND channel_id = ?"
+
+SELECT_MODEL_RULES = "SELECT model, enabled FROM model_rules WHERE guild_id = ?"
+
+UPSERT_MODEL_RULE = """
+INSERT INTO model_rules (guild_id, model, enabled) VALUES (?, ?, ?)
+ON CONFLICT (guild_id, model) DO UPDATE SET enabled = excluded.enabled
+"""
+
+INSERT_AUDIT = """
+INSERT INTO audit_log (guild_id, actor_id, action, target_id, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)
+"""
+
+SELECT_AUDIT = """
+SELECT actor_id, action, target_id, detail, created_at FROM audit_log
+WHERE guild_id = ? ORDER BY id DESC LIMIT ?
+"""
+
+APPROVE_JOB = """
+UPDATE jobs SET state = 'queued', decided_by = ?, next_attempt_at = ?, updated_at = ?
+WHERE id = ? AND state = 'pending_approval'
+"""
+
+SET_APPROVAL_MESSAGE = "UPDATE jobs SET approval_message_id = ?, updated_at = ? WHERE id = ?"
+
+SET_DECIDED_BY = "UPDATE jobs SET decided_by = ? WHERE id = ?"
+
+STATS_BY_MODEL = """
+SELECT model, count(*) AS jobs,
+       sum(CASE WHEN refunded = 0 THEN cost ELSE 0 END) AS credits,
+       sum(CASE WHEN state IN ('failed', 'undeliverable') THEN 1 ELSE 0 END) AS failures,
+       sum(CASE WHEN state = 'refused' THEN 1 ELSE 0 END) AS refused
+FROM jobs WHERE guild_id = ? AND created_at >= ?
+GROUP BY model ORDER BY jobs DESC
+"""
+
+STATS_TOP_USERS = """
+SELECT user_id, count(*) AS jobs, sum(CASE WHEN refunded = 0 THEN cost ELSE 0 END) AS credits,
+       sum(CASE WHEN state = 'refused' THEN 1 ELSE 0 END) AS refused
+FROM jobs WHERE guild_id = ? AND created_at >= ?
+GROUP BY user_id ORDER BY jobs DESC, credits DESC LIMIT ?
+"""
 
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 
