@@ -8,6 +8,7 @@ The front end receives events through a `JobListener` and reports delivery back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -132,6 +133,7 @@ class Engine:
         self._events: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
         self._loop_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # --- accepting requests ---------------------------------------------------------------
 
@@ -305,11 +307,13 @@ class Engine:
 
     async def start(self) -> None:
         """Recover jobs left by a previous process, then start the scheduler loop."""
+        self._closing = False
         await self._recover()
         self._loop_task = spawn(self._run(), name="engine-scheduler")
 
     async def close(self, submit_grace: float = 10.0) -> None:
         """Stop the loop; let submits in flight land (a cut submit is ambiguous), drop polls."""
+        self._closing = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -347,7 +351,7 @@ class Engine:
 
     async def _run(self) -> None:
         """One loop for every job: submit into free slots, start due polls, sleep until next."""
-        while True:
+        while not self._closing:
             self._wake.clear()
             try:
                 await self._fill_slots()
@@ -356,10 +360,10 @@ class Engine:
             except Exception:
                 log.exception("scheduler pass failed; retrying shortly")
                 delay = 1.0
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel of close().
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     async def _idle_time(self) -> float:
         """Seconds until the next due poll or retry (capped so a missed wake costs little)."""

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 async def load_all(bot: VideoBot) -> None:
     """Add every cog and the persistent buttons (called from setup_hook)."""
+    from cogs.admin import Admin, ApprovalButton
     from cogs.buttons import JobButton
     from cogs.delivery import Delivery
     from cogs.video import Video
@@ -17,5 +18,6 @@ async def load_all(bot: VideoBot) -> None:
     delivery = Delivery(bot)
     await bot.add_cog(delivery)
     await bot.add_cog(Video(bot, delivery))
-    bot.add_dynamic_items(JobButton)
+    await bot.add_cog(Admin(bot))
+    bot.add_dynamic_items(JobButton, ApprovalButton)
     bot.resources.engine.listener = delivery

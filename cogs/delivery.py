@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 from discord.ext import commands
 
 from bot.engine import JobEvent
-from bot.errors import BotError
+from bot.errors import BotError, UnsafeURLError
 from bot.failpoints import failpoint
 from bot.images import format_size
-from bot.media import download_to_file, reencode_to_fit
+from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
 from bot.tasks import spawn
 from cogs.buttons import result_view
 from cogs.common import jump_url, only, result_embed, safe_prompt, ts
-from storage.jobs import Job
+from storage.jobs import ENDED_BADLY, Job
 
 if TYPE_CHECKING:
     from bot.discord_app import VideoBot
@@ -33,7 +35,11 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 UPLOAD_HEADROOM = 64 * 1024  # the JSON payload and multipart framing share the upload limit
 LINK_LIFETIME = 24 * 3600  # Vidu documents one day; assume the same for every model
 SEND_ATTEMPTS = 3
+DOWNLOAD_ATTEMPTS = 5  # the provider's link lives a day: a flaky CDN is worth a few tries
 COVER_MAX_BYTES = 2 * 1024 * 1024
+SCRATCH_DIR = "scratch"  # next to the database: videos in transit, emptied at every start
+# Sending again with the same nonce is safe: Discord answers with the message it already made.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 class Undeliverable(Exception):
@@ -73,6 +79,11 @@ class Delivery(commands.Cog):
         self._last_edit: dict[int, float] = {}
         self._pending: set[int] = set()
         self._timers: set[asyncio.Task[None]] = set()
+        self.scratch = bot.resources.settings.database_path.parent / SCRATCH_DIR
+
+    async def cog_load(self) -> None:
+        """Empty the scratch directory: whatever is there was left by a killed process."""
+        await asyncio.to_thread(_fresh_dir, self.scratch)
 
     async def cog_unload(self) -> None:
         """Drop delayed status edits (the next start re-renders from the database)."""
@@ -81,12 +92,16 @@ class Delivery(commands.Cog):
 
     async def job_event(self, event: JobEvent, job: Job) -> None:
         """React to one engine event."""
+        admin = self.bot.get_cog("Admin")
         if event is JobEvent.FINISHED:
             await self.deliver(job.id)
         elif event is JobEvent.HALTED:
-            self.bot.dispatch("provider_halted", job, self.engine.halt_reason)
-        elif event is not JobEvent.QUEUED:  # the launcher posts the queued status itself
+            if admin is not None:
+                await admin.on_provider_halted(job, self.engine.halt_reason)  # type: ignore[attr-defined]
+        else:  # edits nothing until the launcher has posted the status message
             await self.refresh_status(job.id, force=event is JobEvent.FAILED)
+        if event is JobEvent.PENDING_APPROVAL and admin is not None:
+            await admin.on_job_pending_approval(job)  # type: ignore[attr-defined]
         if event in (JobEvent.STARTED, JobEvent.FAILED, JobEvent.FINISHED):
             await self._refresh_queue()
 
@@ -98,13 +113,23 @@ class Delivery(commands.Cog):
         """Post a job's public status message and remember it."""
         async with self._locks[job.id]:
             fresh = await self.store.get(job.id) or job
-            message = await channel.send(
-                await self._render(fresh), allowed_mentions=discord.AllowedMentions.none(), **kwargs
-            )
-            await self.store.set_status_message(job.id, message.id)
-            self._last_edit[job.id] = time.monotonic()
+            message = await self._send_status(fresh, channel, **kwargs)
         if fresh.state != "queued":
             await self.refresh_status(job.id)
+        return message
+
+    async def _send_status(
+        self, job: Job, channel: discord.abc.Messageable, **kwargs: object
+    ) -> discord.Message:
+        """Post the status message (its nonce makes a repeat return the first one) and keep it."""
+        message = await channel.send(
+            await self._render(job),
+            allowed_mentions=discord.AllowedMentions.none(),
+            nonce=f"status-{job.id}",
+            **kwargs,
+        )
+        await self.store.set_status_message(job.id, message.id)
+        self._last_edit[job.id] = time.monotonic()
         return message
 
     async def refresh_status(self, job_id: int, *, force: bool = False) -> None:
@@ -130,7 +155,10 @@ class Delivery(commands.Cog):
         """Render the job's current state into its status message (bot endpoints, not webhooks)."""
         async with self._locks[job_id]:
             job = await self.store.get(job_id)
-            if job is None or job.status_message_id is None:
+            if job is None:
+                return
+            if job.status_message_id is None:
+                await self._status_for_bad_end(job)
                 return
             message = self.bot.get_partial_messageable(job.channel_id).get_partial_message(
                 job.status_message_id
@@ -144,6 +172,16 @@ class Delivery(commands.Cog):
             except discord.HTTPException as exc:
                 log.warning("job %d: status edit failed: %s", job_id, exc)
             self._last_edit[job_id] = time.monotonic()
+
+    async def _status_for_bad_end(self, job: Job) -> None:
+        """A job that ended badly before its status was posted (e.g. a crash) still says so."""
+        if job.state not in ENDED_BADLY:
+            return
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        try:
+            await self._send_status(job, channel)
+        except discord.HTTPException as exc:
+            log.warning("job %d: could not post its %s status: %s", job.id, job.state, exc)
 
     async def _render(self, job: Job) -> str:
         """The status text with the live queue position and expected time."""
@@ -171,13 +209,19 @@ class Delivery(commands.Cog):
                 failpoint("after_upload")
             except Undeliverable as exc:
                 await self.engine.mark_undeliverable(job.id, str(exc))
+            except Exception:  # never leave a job silently stuck in "succeeded"
+                log.exception("job %d: delivery failed unexpectedly", job.id)
+                await self.engine.mark_undeliverable(
+                    job.id, "the bot hit an unexpected error while posting the video (logged)"
+                )
             else:
                 await self.engine.mark_delivered(job.id, message_id)
         await self.refresh_status(job_id, force=True)
 
     async def _post_result(self, job: Job) -> int | None:
         """Download, fit to the upload limit, and send; returns the message id (None for a DM)."""
-        with tempfile.TemporaryDirectory(prefix=f"job{job.id}-") as tmp:
+        await asyncio.to_thread(self.scratch.mkdir, mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"job{job.id}-", dir=self.scratch) as tmp:
             video: Path | None = Path(tmp) / "video.mp4"
             size = await self._download(job, video)
             failpoint("after_download")
@@ -212,7 +256,7 @@ class Delivery(commands.Cog):
     async def _download(self, job: Job, dest: Path) -> int:
         """Fetch the provider's mp4 (streamed to a file), retrying transient failures."""
         settings = self.bot.resources.settings
-        for attempt in range(1, SEND_ATTEMPTS + 1):
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
                 return await download_to_file(
                     self.bot.resources.http,
@@ -222,13 +266,22 @@ class Delivery(commands.Cog):
                     allowed_hosts=None,
                     trusted_hosts=settings.trusted_hosts,
                 )
+            except UnsafeURLError as exc:  # retrying cannot make the link safe
+                log.warning("job %d: result link refused: %s", job.id, exc)
+                raise Undeliverable(
+                    "the video service's download link was refused as unsafe "
+                    "(it leads to a private or local address)"
+                ) from None
+            except TooLargeError:
+                raise Undeliverable("the finished video is larger than the bot accepts") from None
             except BotError as exc:
                 log.warning("job %d: download attempt %d failed: %s", job.id, attempt, exc)
-                if attempt == SEND_ATTEMPTS:
+                if attempt == DOWNLOAD_ATTEMPTS:
                     raise Undeliverable(
-                        f"the finished video could not be downloaded ({exc})"
+                        f"the finished video could not be downloaded ({_reason(exc)})"
                     ) from None
-                await asyncio.sleep(2**attempt)  # backoff before retrying the provider's CDN
+                # Backoff before retrying the provider's CDN, on the engine's retry schedule.
+                await asyncio.sleep(self.engine.schedule.retry_delay(attempt))
         raise AssertionError("unreachable")
 
     def _upload_limit(self, job: Job) -> int:
@@ -244,7 +297,11 @@ class Delivery(commands.Cog):
         """Re-encode to fit the limit; (None, 0) if even that is too big."""
         log.info("job %d: %d bytes is above the %d upload limit; re-encoding", job.id, size, limit)
         smaller = video.with_name("video-small.mp4")
-        fitted = await asyncio.to_thread(_reencode, video, smaller, limit)
+        try:
+            fitted = await asyncio.to_thread(_reencode, video, smaller, limit)
+        except VideoError as exc:  # an unreadable file can still be offered as a link
+            log.warning("job %d: cannot re-encode (%s); posting the link", job.id, exc)
+            return None, 0
         return (smaller, fitted) if fitted else (None, 0)
 
     def _link_text(self, job: Job, size: int, limit: int) -> str:
@@ -264,7 +321,11 @@ class Delivery(commands.Cog):
         try:
             message = await self._send(job, channel, content, video, cover)
             return message.id
-        except (discord.NotFound, discord.Forbidden) as exc:
+        except (discord.DiscordServerError, *_TRANSPORT_ERRORS) as exc:
+            # The last attempt may have landed: a DM now could post the video twice.
+            raise Undeliverable(_channel_reason(exc)) from None
+        except discord.HTTPException as exc:  # a definite refusal: NotFound, Forbidden, 4xx
+            why_not_channel = _channel_reason(exc)
             log.warning(
                 "job %d: cannot post in channel %d (%s); trying DMs", job.id, job.channel_id, exc
             )
@@ -272,10 +333,9 @@ class Delivery(commands.Cog):
             user = await self.bot.fetch_user(job.user_id)
             dm_text = f"I could not post in <#{job.channel_id}>, so here is your video.\n" + content
             await self._send(job, await user.create_dm(), dm_text, video, cover)
-        except discord.HTTPException as exc:
-            raise Undeliverable(
-                f"the channel refused the video and DMs failed too ({exc.status})"
-            ) from None
+        except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
+            log.warning("job %d: DM to user %d failed too (%s)", job.id, job.user_id, exc)
+            raise Undeliverable(f"{why_not_channel}, and {_dm_reason(exc)}") from None
         return None
 
     async def _send(
@@ -286,7 +346,8 @@ class Delivery(commands.Cog):
         video: Path | None,
         cover: Path | None,
     ) -> discord.Message:
-        """One send with a nonce (Discord drops a repeat), retried on server errors."""
+        """One send with a nonce (Discord answers a repeat with the first message), retried
+        on server and network errors; the last error is raised when every attempt failed."""
         embed = result_embed(job)
         if cover is not None:
             embed.set_thumbnail(url="attachment://cover.jpg")
@@ -300,12 +361,10 @@ class Delivery(commands.Cog):
                     allowed_mentions=only(job.user_id),
                     nonce=f"job-{job.id}",
                 )
-            except discord.DiscordServerError as exc:
-                log.warning("job %d: send attempt %d failed: %s", job.id, attempt, exc)
+            except (discord.DiscordServerError, *_TRANSPORT_ERRORS) as exc:
+                log.warning("job %d: send attempt %d failed: %r", job.id, attempt, exc)
                 if attempt == SEND_ATTEMPTS:
-                    raise Undeliverable(
-                        f"Discord kept failing to take the upload ({exc.status})"
-                    ) from None
+                    raise
                 await asyncio.sleep(2**attempt)  # backoff before retrying Discord
         raise AssertionError("unreachable")
 
@@ -316,6 +375,41 @@ def _files(job: Job, video: Path | None, cover: Path | None) -> list[discord.Fil
     if cover is not None:
         files.append(discord.File(cover, filename="cover.jpg"))
     return files
+
+
+def _reason(exc: BotError) -> str:
+    """A short operator-facing reason of a failed download (no advice meant for uploaders)."""
+    return getattr(exc, "reason", None) or type(exc).__name__
+
+
+def _channel_reason(exc: BaseException) -> str:
+    """Why the channel did not take the video, for /jobs."""
+    if isinstance(exc, discord.NotFound):
+        return "the channel no longer exists"
+    if isinstance(exc, discord.Forbidden):
+        return "the bot may not post or attach files in the channel"
+    if isinstance(exc, discord.DiscordServerError):
+        return f"Discord kept failing to take the upload (HTTP {exc.status})"
+    if isinstance(exc, discord.HTTPException):
+        return f"Discord refused the upload (HTTP {exc.status})"
+    return "Discord could not be reached to post the video"
+
+
+def _dm_reason(exc: BaseException) -> str:
+    """Why the DM fallback failed, for /jobs."""
+    if isinstance(exc, discord.Forbidden):
+        return "the requester cannot be sent direct messages"
+    if isinstance(exc, discord.NotFound):
+        return "the requester's account is gone"
+    if isinstance(exc, discord.HTTPException):
+        return f"the direct message failed too (HTTP {exc.status})"
+    return "the direct message could not be sent either"
+
+
+def _fresh_dir(path: Path) -> None:
+    """Remove a directory's leftovers and recreate it private."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _reencode(src: Path, dest: Path, limit: int) -> int:

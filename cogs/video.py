@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +129,52 @@ def carry_options(model: str, options: dict[str, Any]) -> VideoOptions:
     return VideoOptions(**kept)
 
 
+class ConfirmCost(discord.ui.View):
+    """Spend N credits? Only the requester can answer."""
+
+    def __init__(self, user_id: int, cost: int) -> None:
+        super().__init__(timeout=120)
+        self.user_id = user_id
+        self.confirmed = False
+        self.spend.label = f"Spend {cost} credits"
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Only the requester decides."""
+        if interaction.user.id != self.user_id:
+            await say(interaction, "This question is for the person who asked for the video.")
+            return False
+        return True
+
+    @discord.ui.button(label="Spend", style=discord.ButtonStyle.primary, custom_id="cost:spend")
+    async def spend(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ConfirmCost]
+    ) -> None:
+        """Go ahead."""
+        self.confirmed = True
+        await interaction.response.edit_message(content="Starting…", view=None)
+        self.stop()
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="cost:cancel")
+    async def cancel(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ConfirmCost]
+    ) -> None:
+        """Do not spend anything."""
+        await interaction.response.edit_message(
+            content="Cancelled; nothing was charged.", view=None
+        )
+        self.stop()
+
+
+async def confirm_cost(send: Callable[..., Awaitable[Any]], user_id: int, cost: int) -> bool:
+    """Show the cost before accepting; True if the requester agreed within two minutes."""
+    view = ConfirmCost(user_id, cost)
+    text = f"This video costs **{cost} credits** on this server. Go ahead?"
+    message = await send(text, view=view)
+    if await view.wait() and message is not None:
+        await message.edit(content="No answer in two minutes; nothing was charged.", view=None)
+    return view.confirmed
+
+
 class PromptModal(discord.ui.Modal, title="Animate image"):
     """Asks for the prompt of an Animate image request."""
 
@@ -190,11 +238,10 @@ class Video(commands.Cog):
         attachments: Sequence[discord.Attachment],
         origin: str,
     ) -> None:
-        """Fast checks, then acknowledge privately, then download, validate, reserve and queue."""
+        """Fast checks, acknowledge privately, rules and cost, then download, validate and queue."""
         models.check_request(model, mode, prompt, options)  # refusals before the ack stay private
         check_attachments(attachments)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        images = await fetch_images(self.bot, attachments)
         request = JobRequest(
             interaction.guild_id or 0,
             interaction.channel_id or 0,
@@ -203,15 +250,26 @@ class Video(commands.Cog):
             mode,
             prompt,
             options,
-            images,
             origin=origin,
             upload_limit=interaction.filesize_limit,
         )
-        job = await self.launch(request)
+        if not await self.allowed_and_confirmed(interaction, request):
+            return
+        images = await fetch_images(self.bot, attachments)
+        job = await self.launch(dataclasses.replace(request, images=images))
         await say(
             interaction,
             f"✅ Accepted as video #{job.id}. I will post it here and mention you when it is ready.",
         )
+
+    async def allowed_and_confirmed(
+        self, interaction: discord.Interaction, request: JobRequest
+    ) -> bool:
+        """The server's rules (before any download), then the cost if above 1 credit."""
+        await self.engine.check_policy(request)
+        cost = await self.engine.cost_for(request.guild_id, request.model, request.options)
+        send = partial(interaction.followup.send, ephemeral=True, wait=True)
+        return cost <= 1 or await confirm_cost(send, interaction.user.id, cost)
 
     async def launch(self, request: JobRequest, reference: discord.Message | None = None) -> Job:
         """Queue a request and post its public status message."""
@@ -425,6 +483,14 @@ class Video(commands.Cog):
         model = DEFAULT_MODEL[mode]
         prompt = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip() or None  # type: ignore[union-attr]
         models.check_request(model, mode, prompt, VideoOptions())
+        probe = JobRequest(
+            message.guild.id, message.channel.id, message.author.id, model, mode, prompt
+        )
+        await self.engine.check_policy(probe)
+        cost = await self.engine.cost_for(probe.guild_id, model, VideoOptions())
+        send = partial(message.reply, allowed_mentions=only(message.author.id))
+        if cost > 1 and not await confirm_cost(send, message.author.id, cost):
+            return
         images = await fetch_images(self.bot, attachments)
         limit = message.guild.filesize_limit if message.guild else None
         request = JobRequest(
@@ -485,6 +551,16 @@ class Video(commands.Cog):
                 "Use `/video` to make your own."
             )
         await interaction.response.defer(ephemeral=True, thinking=True)
+        model = job.model if action == "reroll" else extend_model(job.model)
+        mode = Mode(job.mode) if action == "reroll" else Mode.IMAGE
+        options = (
+            VideoOptions(**job.options) if action == "reroll" else carry_options(model, job.options)
+        )
+        probe = JobRequest(
+            job.guild_id, job.channel_id, interaction.user.id, model, mode, job.prompt, options
+        )
+        if not await self.allowed_and_confirmed(interaction, probe):
+            return
         if action == "reroll":
             new = await self.engine.resubmit(job.id, interaction.user.id, origin="reroll")
             channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)

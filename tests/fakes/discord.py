@@ -128,6 +128,8 @@ class FakeDiscord:
         self.application_id = application_id or self.bot_user.id
         self.app_owner = FakeUser(self.next_id(), "app-owner")
         self.users: dict[int, FakeUser] = {u.id: u for u in (self.bot_user, self.app_owner)}
+        # Command names a server owner opened to everyone, overriding default_member_permissions.
+        self.visibility_overrides: set[str] = set()
         self.guilds: dict[int, FakeGuild] = {}
         self.channels: dict[int, FakeChannel] = {}
         self.interactions: dict[int, FakeInteraction] = {}
@@ -147,6 +149,9 @@ class FakeDiscord:
         self._nonces: dict[tuple[int, int, str], tuple[int, float]] = {}
         self._uploads_channel = self.next_id()
         self._runner: web.AppRunner | None = None
+        self.cdn_redirects: dict[int, str] = {}
+        self.held_uploads = 0
+        self._upload_gate: asyncio.Event | None = None
 
     def _init_records(self) -> None:
         """Create the lists tests inspect."""
@@ -392,6 +397,43 @@ class FakeDiscord:
         """Register a file on the fake CDN; return its Discord attachment object."""
         return make_attachment(self, self._uploads_channel, filename, data, content_type).payload()
 
+    def add_redirect_attachment(
+        self, filename: str, location: str, content_type: str | None = "image/png", size: int = 1
+    ) -> dict[str, Any]:
+        """An attachment whose CDN link answers 302 to ``location`` (a hostile redirect)."""
+        stored = make_attachment(self, self._uploads_channel, filename, b"", content_type)
+        self.cdn_redirects[stored.id] = location
+        return {**stored.payload(), "size": size}
+
+    def hold_uploads(self) -> None:
+        """Hold every message POST that carries files, after its body arrived, until released."""
+        self._upload_gate = asyncio.Event()
+
+    def release_uploads(self) -> None:
+        """Let held uploads finish (they create their message); later ones pass at once."""
+        if self._upload_gate is not None:
+            self._upload_gate.set()
+        self._upload_gate = None
+
+    async def hold_upload(self) -> None:
+        """Called by the message route: wait here while uploads are held."""
+        gate = self._upload_gate
+        if gate is None:
+            return
+        self.held_uploads += 1
+        self.signal.fire()
+        await gate.wait()
+
+    async def wait_upload_held(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until ``count`` uploads are being held."""
+        await self.signal.wait_for(
+            lambda: self.held_uploads >= count, timeout, f"{count} held upload(s)"
+        )
+
+    def shares_guild_with_bot(self, user: FakeUser) -> bool:
+        """Return True if the user is in a guild with the bot (Discord requires it for DMs)."""
+        return any(user.id in g.members for g in self.guilds.values())
+
     def dm_channel(self, user: FakeUser) -> FakeChannel:
         """Return (creating if needed) the bot's DM channel with ``user``."""
         for channel in self.channels.values():
@@ -482,6 +524,8 @@ class FakeDiscord:
         stored = self.cdn.get(int(raw)) if raw.isdigit() else None
         if stored is None or stored.filename != request.match_info["filename"]:
             return web.Response(status=404, text="This content is no longer available.")
+        if stored.id in self.cdn_redirects:
+            raise web.HTTPFound(self.cdn_redirects[stored.id])
         content_type = stored.content_type or "application/octet-stream"
         return web.Response(body=stored.data, headers={"Content-Type": content_type})
 
@@ -706,7 +750,7 @@ class FakeDiscord:
         g = self._guild(guild) if guild is not None else None
         ch, u = self._channel(channel), self._user(user)
         command = self.find_command(name, g.id if g else None, 1)
-        check_can_use(command, g, ch, u)
+        check_can_use(command, g, ch, u, name in self.visibility_overrides)
         values = {**(options or {}), **(attachments or {})}
         opts, resolved = command_options(
             self, command, guild=g, channel=ch, subcommand=subcommand, group=group, values=values
@@ -739,7 +783,7 @@ class FakeDiscord:
         ch, u = self._channel(channel), self._user(user)
         kind = 2 if target_user is not None else 3
         command = self.find_command(name, g.id if g else None, kind)
-        check_can_use(command, g, ch, u)
+        check_can_use(command, g, ch, u, name in self.visibility_overrides)
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": kind}
         data.update(self._context_target(g, target_message, target_user))
         if "guild_id" in command:

@@ -81,7 +81,11 @@ class CommandStore:
 
 
 def check_can_use(
-    command: Command, guild: FakeGuild | None, channel: FakeChannel, user: FakeUser
+    command: Command,
+    guild: FakeGuild | None,
+    channel: FakeChannel,
+    user: FakeUser,
+    overridden: bool = False,
 ) -> None:
     """Refuse what the Discord client would not let the user invoke (context, membership, perms)."""
     contexts = command.get("contexts")
@@ -95,6 +99,8 @@ def check_can_use(
     if not perms & Perm.USE_APPLICATION_COMMANDS:
         raise PermissionError(f"{user.username} cannot use application commands in #{channel.name}")
     needed = command.get("default_member_permissions")
+    if overridden:  # a server owner opened the command to everyone (Integrations settings)
+        return
     if needed is not None and perms & int(needed) != int(needed) and not perms & Perm.ADMINISTRATOR:
         raise PermissionError(
             f"{user.username} lacks default_member_permissions of {command['name']!r}"
