@@ -205,7 +205,7 @@ COUNT_ACTIVE = "SELECT count(*) FROM jobs WHERE state IN ('submitting', 'process
 
 # Fair order of the queue: each user's k-th queued job ranks after everyone's (k-1)-th, counting
 # the jobs a user already has at the provider, so one user's ten jobs do not block others' one.
-SELECT_FAIR_QUEUE = f"""
+_FAIR_RANKING = """
 WITH active AS (
     SELECT user_id, count(*) AS n FROM jobs WHERE state IN ('submitting', 'processing')
     GROUP BY user_id
@@ -216,26 +216,20 @@ ranked AS (
     FROM jobs j LEFT JOIN active a ON a.user_id = j.user_id
     WHERE j.state = 'queued'
 )
+"""
+
+SELECT_FAIR_QUEUE = f"""{_FAIR_RANKING}
 SELECT {JOB_COLUMNS} FROM jobs JOIN ranked USING (id)
 WHERE jobs.next_attempt_at <= ?
 ORDER BY ranked.turn, jobs.id
 LIMIT ?
 """  # noqa: S608
 
-SELECT_QUEUE_POSITION = """
-WITH active AS (
-    SELECT user_id, count(*) AS n FROM jobs WHERE state IN ('submitting', 'processing')
-    GROUP BY user_id
-),
-ranked AS (
-    SELECT j.id,
-           ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.id) + coalesce(a.n, 0) AS turn
-    FROM jobs j LEFT JOIN active a ON a.user_id = j.user_id
-    WHERE j.state = 'queued'
-),
+SELECT_QUEUE_POSITION = f"""{_FAIR_RANKING},
 me AS (SELECT turn, id FROM ranked WHERE id = ?)
-SELECT count(*) + 1 FROM ranked, me WHERE ranked.turn < me.turn OR (ranked.turn = me.turn AND ranked.id < me.id)
-"""
+SELECT count(*) + 1 FROM ranked, me
+WHERE ranked.turn < me.turn OR (ranked.turn = me.turn AND ranked.id < me.id)
+"""  # noqa: S608
 
 SELECT_DUE_POLLS = f"""
 SELECT {JOB_COLUMNS} FROM jobs
