@@ -28,5 +28,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# The benchmark's extra pins (the zai-sdk baseline) go into the same .venv, on top of the others.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): requirements-bench.lock $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-bench.lock
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m tests.bench

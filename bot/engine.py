@@ -86,7 +86,7 @@ class EngineConfig:
     max_concurrent: int = 5  # ZAI_MAX_CONCURRENT_TASKS
     max_inflight_per_user: int = 2
     poll_concurrency: int = 8  # polls in flight at once: httpx slows down past ~8-16
-    max_submit_attempts: int = 8
+    max_submit_attempts: int = 20  # ~30 min of backoff: an outage of minutes delays, never fails
     halt_seconds: float = 300.0  # after an account error, wait this long before trying again
 
 
@@ -300,6 +300,7 @@ class Engine:
         """End an unfinished job with a refund (used by moderation and cancellations)."""
         ended = await self.store.end(job_id, state, code, message, refund=True)
         if ended:
+            self.wake()  # it may have held a provider slot
             await self._emit_job(JobEvent.FAILED, job_id)
         return ended
 
@@ -354,9 +355,11 @@ class Engine:
         while not self._closing:
             self._wake.clear()
             try:
-                await self._fill_slots()
-                await self._start_due_polls()
-                delay = await self._idle_time()
+                begun = time.time()
+                started = await self._fill_slots() + await self._start_due_polls()
+                # Nothing startable now: sleep until the next future time or a wake() (a slot
+                # freed, a poll answered); counting blocked due jobs here made the loop spin.
+                delay = 0.0 if started else await self._idle_time(begun)
             except Exception:
                 log.exception("scheduler pass failed; retrying shortly")
                 delay = 1.0
@@ -365,33 +368,43 @@ class Engine:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
-    async def _idle_time(self) -> float:
-        """Seconds until the next due poll or retry (capped so a missed wake costs little)."""
-        at = await self.store.next_wake()
+    async def _idle_time(self, since: float) -> float:
+        """Seconds until the next poll or retry time after `since` (the pass looked at all
+        before), or the end of a halt; capped at 60 s."""
+        now = time.time()
+        at = await self.store.next_wake(since)
+        if self.halted_until > now:
+            at = min(at or self.halted_until, self.halted_until)
         if at is None:
             return 60.0
-        return min(60.0, max(0.0, at - time.time()))
+        return min(60.0, max(0.0, at - now))
 
-    async def _fill_slots(self) -> None:
-        """Submit queued jobs, fairly, while the provider has free slots."""
+    async def _fill_slots(self) -> int:
+        """Submit queued jobs, fairly, while the provider has free slots; how many started."""
         now = time.time()
         if now < self.halted_until:
-            return
+            return 0
         free = self.config.max_concurrent - await self.store.count_active()
         if free <= 0:
-            return
+            return 0
+        started = 0
         for job in await self.store.fair_queue(now, free):
             if job.id not in self._busy and await self.store.mark_submitting(job.id):
                 self._busy.add(job.id)
                 self._track(self._submits, spawn(self._submit(job), name=f"submit-job-{job.id}"))
+                started += 1
+        return started
 
-    async def _start_due_polls(self) -> None:
-        """Start a poll task for each due job not already being polled."""
+    async def _start_due_polls(self) -> int:
+        """Start a poll task for each due job not already being polled; how many started."""
         limit = self.config.poll_concurrency * 4
+        started = 0
         for job in await self.store.due_polls(time.time(), limit):
             if job.id not in self._busy:
                 self._busy.add(job.id)
                 self._track(self._polls, spawn(self._poll(job), name=f"poll-job-{job.id}"))
+                started += 1
+        return started
 
     @staticmethod
     def _track(tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:

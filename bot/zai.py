@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -94,18 +95,28 @@ class ZaiClient:
             "Accept-Language": "en-US,en",
         }
 
+    def _scrub(self, text: str) -> str:
+        """Provider text with our key blanked out: an error may quote the request it refused."""
+        key = self._key.get_secret_value()
+        return text.replace(key, "[redacted]") if key else text
+
+    def _error(self, exc: ProviderError) -> ProviderError:
+        """The error with its message scrubbed (it ends up in logs, the database and status)."""
+        exc.message = self._scrub(exc.message)
+        return exc
+
     async def submit(self, body: dict[str, Any]) -> str:
         """POST /videos/generations; returns the task `id` to poll."""
         url = f"{self._base}/videos/generations"
         try:
             response = await self._http.post(url, json=body, headers=self._headers())
         except _NOT_SENT as exc:
-            raise _transport_error(ProviderErrorKind.RETRY, exc) from None
+            raise self._error(_transport_error(ProviderErrorKind.RETRY, exc)) from None
         except httpx.HTTPError as exc:
             # The body may have reached Z.AI: sending it again could start a second paid task.
-            raise _transport_error(ProviderErrorKind.AMBIGUOUS, exc) from None
+            raise self._error(_transport_error(ProviderErrorKind.AMBIGUOUS, exc)) from None
         if response.status_code != 200:
-            raise error_from_response(response)
+            raise self._error(error_from_response(response))
         task_id = _json(response).get("id")
         if not task_id:
             raise ProviderError(
@@ -119,10 +130,13 @@ class ZaiClient:
         try:
             response = await self._http.get(url, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise _transport_error(ProviderErrorKind.RETRY, exc) from None
+            raise self._error(_transport_error(ProviderErrorKind.RETRY, exc)) from None
         if response.status_code != 200:
-            raise error_from_response(response)
-        return parse_task(_json(response))
+            raise self._error(error_from_response(response))
+        state = parse_task(_json(response))
+        if state.message:  # a FAIL message is stored and shown to the requester
+            state = replace(state, message=self._scrub(state.message))
+        return state
 
     async def check_key(self) -> None:
         """Poll a task id that cannot exist: a refused key answers 401, a good one 'not found'."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import shutil
 import tempfile
@@ -38,6 +39,9 @@ SEND_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 5  # the provider's link lives a day: a flaky CDN is worth a few tries
 COVER_MAX_BYTES = 2 * 1024 * 1024
 SCRATCH_DIR = "scratch"  # next to the database: videos in transit, emptied at every start
+RESULT_SEARCH_LIMIT = 100  # messages read after a recovered job finished, looking for its result
+QUEUE_LIVE_POSITIONS = 10  # queued jobs whose position is kept up to date
+QUEUE_HORIZON = 365 * 24 * 3600.0  # include jobs waiting out a retry delay
 # Sending again with the same nonce is safe: Discord answers with the message it already made.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
@@ -80,6 +84,7 @@ class Delivery(commands.Cog):
         self._pending: set[int] = set()
         self._timers: set[asyncio.Task[None]] = set()
         self.scratch = bot.resources.settings.database_path.parent / SCRATCH_DIR
+        self._started_at = time.time()
 
     async def cog_load(self) -> None:
         """Empty the scratch directory: whatever is there was left by a killed process."""
@@ -179,7 +184,10 @@ class Delivery(commands.Cog):
             return
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
-            await self._send_status(job, channel)
+            message = await self._send_status(job, channel)
+            text = await self._render(job)
+            if message.content != text:  # Discord returned the copy a killed process had posted
+                await message.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.warning("job %d: could not post its %s status: %s", job.id, job.state, exc)
 
@@ -191,8 +199,14 @@ class Delivery(commands.Cog):
         )
 
     async def _refresh_queue(self) -> None:
-        """Queue positions moved: refresh the queued jobs' status (throttled)."""
-        for job in await self.store.in_states(("queued",)):
+        """Queue positions moved: refresh the status of the jobs next in line (throttled).
+
+        Re-rendering every queued job on every movement costs hundreds of edits a second under
+        load, far past Discord's rate limits and ahead of the uploads that matter; a job's
+        position goes live once it is among the next few to start.
+        """
+        head = await self.store.fair_queue(time.time() + QUEUE_HORIZON, QUEUE_LIVE_POSITIONS)
+        for job in head:
             if job.status_message_id is not None:
                 await self.refresh_status(job.id)
 
@@ -205,7 +219,7 @@ class Delivery(commands.Cog):
             if job is None or job.state != "succeeded":
                 return
             try:
-                message_id = await self._post_result(job)
+                message_id = await self._posted_before_restart(job) or await self._post_result(job)
                 failpoint("after_upload")
             except Undeliverable as exc:
                 await self.engine.mark_undeliverable(job.id, str(exc))
@@ -217,6 +231,29 @@ class Delivery(commands.Cog):
             else:
                 await self.engine.mark_delivered(job.id, message_id)
         await self.refresh_status(job_id, force=True)
+
+    async def _posted_before_restart(self, job: Job) -> int | None:
+        """The result an earlier process posted but did not record (it was killed in between).
+
+        Discord answers a repeated nonce with the first message for a few minutes only; a job
+        that finished before this process started may have been down longer, so its channel
+        is searched for the result first (one history read, only for such jobs).
+        """
+        if (job.finished_at or 0) >= self._started_at or self.bot.user is None:
+            return None
+        since = dt.datetime.fromtimestamp(job.finished_at or 0, tz=dt.UTC)
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        title = result_embed(job).title
+        try:
+            async for message in channel.history(after=since, limit=RESULT_SEARCH_LIMIT):
+                if message.author.id == self.bot.user.id and any(
+                    embed.title == title for embed in message.embeds
+                ):
+                    log.info("job %d: found its result %d after the restart", job.id, message.id)
+                    return message.id
+        except discord.HTTPException as exc:  # no history access: rely on the nonce
+            log.info("job %d: cannot search the channel (%s)", job.id, exc)
+        return None
 
     async def _post_result(self, job: Job) -> int | None:
         """Download, fit to the upload limit, and send; returns the message id (None for a DM)."""

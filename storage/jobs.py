@@ -168,9 +168,9 @@ class JobStore:
         rows = await self.db.fetchall(sql.SELECT_DUE_POLLS, (now, limit))
         return [Job.from_row(r) for r in rows]
 
-    async def next_wake(self) -> float | None:
-        """The earliest time the scheduler has something to do."""
-        return (await self.db.fetchone(sql.SELECT_NEXT_WAKE))[0]
+    async def next_wake(self, after: float) -> float | None:
+        """The earliest poll or retry time later than `after`."""
+        return (await self.db.fetchone(sql.SELECT_NEXT_WAKE, (after, after)))[0]
 
     async def recent_durations(self, model: str, limit: int = 50) -> list[float]:
         """Generation times (submit to seen finished) of the model's recent jobs."""

@@ -205,9 +205,12 @@ COUNT_ACTIVE = "SELECT count(*) FROM jobs WHERE state IN ('submitting', 'process
 
 # Fair order of the queue: each user's k-th queued job ranks after everyone's (k-1)-th, counting
 # the jobs a user already has at the provider, so one user's ten jobs do not block others' one.
+# Jobs just finished and still being delivered count too: when several slots free at once, the
+# user who was just served does not tie with one who has waited all along.
 _FAIR_RANKING = """
 WITH active AS (
-    SELECT user_id, count(*) AS n FROM jobs WHERE state IN ('submitting', 'processing')
+    SELECT user_id, count(*) AS n FROM jobs
+    WHERE state IN ('submitting', 'processing', 'succeeded')
     GROUP BY user_id
 ),
 ranked AS (
@@ -237,11 +240,12 @@ WHERE state = 'processing' AND next_poll_at <= ?
 ORDER BY next_poll_at LIMIT ?
 """  # noqa: S608
 
+# Only future times: what is due already waits for a slot or a poll in flight, whose end wakes.
 SELECT_NEXT_WAKE = """
 SELECT min(t) FROM (
-    SELECT min(next_poll_at) AS t FROM jobs WHERE state = 'processing'
+    SELECT min(next_poll_at) AS t FROM jobs WHERE state = 'processing' AND next_poll_at > ?
     UNION ALL
-    SELECT min(next_attempt_at) FROM jobs WHERE state = 'queued'
+    SELECT min(next_attempt_at) FROM jobs WHERE state = 'queued' AND next_attempt_at > ?
 )
 """
 

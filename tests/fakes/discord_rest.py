@@ -197,6 +197,8 @@ class RestApi:
             self.fake.require(channel, Perm.ATTACH_FILES)
         check_upload_size(body, self.fake.upload_limit(channel))
         self._check_dm_open(channel)
+        if body.uploads:
+            await self.fake.hold_upload()
         existing = self.fake.nonce_hit(channel.id, payload)
         if existing is not None:
             return json_response(existing.payload())
@@ -205,8 +207,11 @@ class RestApi:
         return json_response(message.payload())
 
     def _check_dm_open(self, channel: FakeChannel) -> None:
-        """Answer 50007 when the DM recipient does not accept DMs from the bot."""
-        if channel.is_dm and channel.recipient is not None and not channel.recipient.accepts_dms:
+        """Answer 50007 when the recipient refuses DMs or shares no guild with the bot."""
+        recipient = channel.recipient if channel.is_dm else None
+        if recipient is not None and (
+            not recipient.accepts_dms or not self.fake.shares_guild_with_bot(recipient)
+        ):
             raise DiscordError(403, 50007, "Cannot send messages to this user")
 
     def _build(self, channel: FakeChannel, body: Body) -> FakeMessage:

@@ -74,8 +74,9 @@ PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 CLIENT_MAX_SIZE = 512 * 1024 * 1024
 MEDIA_CHUNK = 64 * 1024
 DEFAULT_CODES = {400: "1210", 401: "1000", 404: "1214", 429: "1302"}
+RAW_BODY = web.RequestKey("fake_zai_raw_body", bytes)
 
-FaultKind = Literal["http", "reset", "delay", "accept_then_drop"]
+FaultKind = Literal["http", "reset", "delay", "accept_then_drop", "slow_body"]
 RequestKind = Literal["submit", "poll", "media"]
 TaskStatus = Literal["PROCESSING", "SUCCESS", "FAIL"]
 GenerationSeconds = float | Callable[[str, dict[str, Any]], float]
@@ -330,6 +331,11 @@ class Fault:
         """Handle the request normally (a submit creates its task), then drop the answer."""
         return cls("accept_then_drop")
 
+    @classmethod
+    def slow_body(cls, seconds: float) -> Fault:
+        """Answer normally, but trickle the body out over `seconds` (headers come at once)."""
+        return cls("slow_body", seconds=seconds)
+
 
 @dataclass
 class Task:
@@ -361,6 +367,12 @@ def _parse_json(raw: bytes) -> Any:
         raise _bad(f"body is not valid JSON ({exc})") from exc
 
 
+def _request_id(raw: bytes) -> str:
+    """A submit body's request_id, or "" (for the request log)."""
+    body = _loose_body(raw)
+    return str(body.get("request_id") or "") if isinstance(body, dict) else ""
+
+
 def _loose_body(raw: bytes) -> Any:
     """The body for the records: parsed JSON when possible, else the raw text."""
     try:
@@ -372,8 +384,26 @@ def _loose_body(raw: bytes) -> Any:
 # --------------------------------------------------------------------------- the server
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as it arrived: loop time, kind, path, the fault it got (if any) and whose
+    it is (a submit's request_id, a poll's or a media request's task id)."""
+
+    at: float
+    kind: RequestKind
+    path: str
+    fault: Fault | None
+    key: str = ""
+
+
 class FakeZai:
-    """The fake Z.AI server; see the module docstring and the knobs set in __init__."""
+    """The fake Z.AI server; see the module docstring and the knobs set in __init__.
+
+    `media_host` names the host used in result links (e.g. "localhost" instead of the
+    address the fake listens on); `media_redirect`, when set to a base URL, makes every
+    media link answer 302 to the same path under that base (the redirect is followed
+    once). `hold_media()` makes video bodies stop halfway until `release_media()`.
+    """
 
     def __init__(
         self,
@@ -387,6 +417,8 @@ class FakeZai:
         fault_rate: float = 0.0,
         seed: int = 0,
         slow_seconds: float = 1.0,
+        chaos_faults: list[Fault] | None = None,
+        media_host: str = "127.0.0.1",
     ) -> None:
         self.api_key = api_key
         self.concurrency = concurrency
@@ -403,6 +435,14 @@ class FakeZai:
         self.requests: list[tuple[str, str]] = []
         self.tasks: dict[str, Task] = {}
         self.faults_applied: list[tuple[RequestKind, Fault]] = []
+        self.chaos_faults = chaos_faults
+        self.media_host = media_host
+        self.media_redirect: str | None = None
+        self.request_log: list[RequestRecord] = []
+        self.in_flight: dict[RequestKind, int] = {"submit": 0, "poll": 0, "media": 0}
+        self.max_in_flight: dict[RequestKind, int] = {"submit": 0, "poll": 0, "media": 0}
+        self.media_held = 0
+        self._media_gate: asyncio.Event | None = None
         self._scripts: dict[str, deque[Fault]] = {k: deque() for k in ("submit", "poll", "media")}
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -454,6 +494,18 @@ class FakeZai:
         """`http://127.0.0.1:{port}/api/paas/v4`."""
         return f"{self.media_base}{API_PREFIX}"
 
+    @property
+    def port(self) -> int:
+        """The port the fake listens on."""
+        if self._port is None:
+            raise RuntimeError("FakeZai is not started")
+        return self._port
+
+    @property
+    def result_base(self) -> str:
+        """`http://{media_host}:{port}`: where result links point."""
+        return f"http://{self.media_host}:{self.port}"
+
     # ----------------------------------------------------------------- test controls
 
     def script(self, kind: RequestKind, *faults: Fault) -> None:
@@ -483,11 +535,30 @@ class FakeZai:
 
     def video_url(self, task_id: str) -> str:
         """Where the fake serves a task's video."""
-        return f"{self.media_base}/media/{task_id}.mp4"
+        return f"{self.result_base}/media/{task_id}.mp4"
 
     def cover_url(self, task_id: str) -> str:
         """Where the fake serves a task's cover image."""
-        return f"{self.media_base}/media/{task_id}.jpg"
+        return f"{self.result_base}/media/{task_id}.jpg"
+
+    def hold_media(self) -> None:
+        """Make every video body stop halfway until `release_media()` (a download in flight)."""
+        self._media_gate = asyncio.Event()
+
+    def release_media(self) -> None:
+        """Let held video bodies finish; later ones are served at once."""
+        if self._media_gate is not None:
+            self._media_gate.set()
+        self._media_gate = None
+
+    async def wait_media_held(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until `count` video bodies are held halfway."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.media_held < count:
+            if loop.time() > deadline:
+                raise TimeoutError(f"fake zai: no held video body after {timeout}s")
+            await asyncio.sleep(0.01)
 
     # ----------------------------------------------------------------- task timing
 
@@ -562,7 +633,9 @@ class FakeZai:
         return fault
 
     def _chaos_faults(self) -> list[Fault]:
-        """What chaos mode picks from."""
+        """What chaos mode picks from (the constructor's `chaos_faults`, else a default mix)."""
+        if self.chaos_faults:
+            return self.chaos_faults
         return [
             Fault.http(429, "1302", "rate limit", retry_after=1),
             Fault.http(500, "500", "internal error"),
@@ -592,8 +665,24 @@ class FakeZai:
         request: web.Request,
         handle: Callable[[], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
-        """Run `handle` under this request's fault, if any."""
+        """Run `handle` under this request's fault, if any (recorded with its timing)."""
         fault = self._next_fault(kind)
+        key = request.match_info.get("task_id") or _request_id(request.get(RAW_BODY, b""))
+        self.request_log.append(RequestRecord(self._now(), kind, request.path, fault, key))
+        self.in_flight[kind] += 1
+        self.max_in_flight[kind] = max(self.max_in_flight[kind], self.in_flight[kind])
+        try:
+            return await self._apply_fault(fault, request, handle)
+        finally:
+            self.in_flight[kind] -= 1
+
+    async def _apply_fault(
+        self,
+        fault: Fault | None,
+        request: web.Request,
+        handle: Callable[[], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """Answer according to the fault."""
         if fault is None:
             return await handle()
         if fault.kind == "http":
@@ -603,6 +692,8 @@ class FakeZai:
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
             return await handle()
+        if fault.kind == "slow_body":
+            return await _trickle(request, await handle(), fault.seconds)
         await handle()
         return self._drop(request)
 
@@ -624,6 +715,7 @@ class FakeZai:
     async def _submit(self, request: web.Request) -> web.StreamResponse:
         """POST /videos/generations."""
         raw = await request.read()
+        request[RAW_BODY] = raw
         return await self._with_fault("submit", request, lambda: self._answer_submit(request, raw))
 
     async def _answer_submit(self, request: web.Request, raw: bytes) -> web.Response:
@@ -693,26 +785,71 @@ class FakeZai:
         return await self._with_fault("media", request, lambda: self._answer_media(request))
 
     async def _answer_media(self, request: web.Request) -> web.StreamResponse:
-        """The video (bytes or a streamed size) or the cover JPEG."""
-        task_id = request.match_info["task_id"]
+        """The video (bytes or a streamed size) or the cover JPEG; or a redirect."""
+        task_id, ext = request.match_info["task_id"], request.match_info["ext"]
         if task_id not in self.tasks:
             return web.json_response(_error_body("1214", "no such media"), status=404)
-        if request.match_info["ext"] == "jpg":
+        if self.media_redirect and "hop" not in request.query:
+            raise web.HTTPFound(f"{self.media_redirect}/media/{task_id}.{ext}?hop=1")
+        if ext == "jpg":
             return web.Response(body=make_jpeg(64, 48), content_type="image/jpeg")
-        if self.video_size is None:
+        if self.video_size is None and self._media_gate is None:
             return web.Response(body=self.video_bytes or make_mp4(), content_type="video/mp4")
-        return await self._stream_video(request, self.video_size)
+        return await self._stream_video(request)
 
-    async def _stream_video(self, request: web.Request, size: int) -> web.StreamResponse:
-        """Stream `size` bytes of a repeating chunk without holding them in memory."""
+    async def _stream_video(self, request: web.Request) -> web.StreamResponse:
+        """Stream the video chunk by chunk (a `video_size` is never held in memory)."""
+        size = self.video_size if self.video_size is not None else len(self._video())
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
         response.content_length = size
         await response.prepare(request)
         if request.method != "HEAD":
-            for chunk in _chunks(size):
+            gate, written = self._media_gate, 0
+            for chunk in self._video_chunks(size):
+                if gate is not None and written >= size // 2:
+                    await self._hold(gate)
+                    gate = None
                 await response.write(chunk)
+                written += len(chunk)
         await response.write_eof()
         return response
+
+    async def _hold(self, gate: asyncio.Event) -> None:
+        """Count a held body and wait for the release."""
+        self.media_held += 1
+        await gate.wait()
+
+    def _video(self) -> bytes:
+        """The fixed video bytes served when no `video_size` is set."""
+        return self.video_bytes or make_mp4()
+
+    def _video_chunks(self, size: int) -> Iterator[bytes]:
+        """The body in small chunks: generated for `video_size`, else slices of the bytes."""
+        if self.video_size is not None:
+            yield from _chunks(size)
+            return
+        data, step = self._video(), max(1, min(MEDIA_CHUNK, size // 4 or 1))
+        for start in range(0, len(data), step):
+            yield data[start : start + step]
+
+
+async def _trickle(
+    request: web.Request, answer: web.StreamResponse, seconds: float
+) -> web.StreamResponse:
+    """Send a ready answer's headers at once and its body in pieces spread over `seconds`."""
+    if not isinstance(answer, web.Response) or answer.body is None:
+        return answer  # already streamed (or empty): nothing left to slow down
+    body = answer.body if isinstance(answer.body, bytes) else answer.text.encode()
+    slow = web.StreamResponse(status=answer.status, headers=answer.headers)
+    slow.content_length = len(body)
+    await slow.prepare(request)
+    pieces = 4
+    step = max(1, -(-len(body) // pieces))
+    for start in range(0, len(body), step):
+        await asyncio.sleep(seconds / pieces)  # before each piece: done as soon as it is sent
+        await slow.write(body[start : start + step])
+    await slow.write_eof()
+    return slow
 
 
 def _chunks(size: int) -> Iterator[bytes]:
