@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -112,22 +113,21 @@ class JobStore:
         """Reserve the credit, check in-flight jobs and insert the job, all or nothing."""
         now = time.time() if now is None else now
         day = day_key(now)
-        async with self.db.transaction() as conn:
-            await _check_inflight(conn, new.user_id, max_inflight)
-            await _reserve(conn, new, day, allowance)
-            await _reserve_guild(conn, new, day, guild_cap)
-            cursor = await conn.execute(sql.INSERT_JOB, _job_params(new, day, now))
-            job_id = cursor.lastrowid
-            await conn.executemany(
+
+        def admit(conn: sqlite3.Connection) -> Any:
+            _check_inflight(conn, new.user_id, max_inflight)
+            _reserve(conn, new, day, allowance)
+            _reserve_guild(conn, new, day, guild_cap)
+            job_id = conn.execute(sql.INSERT_JOB, _job_params(new, day, now)).lastrowid
+            conn.executemany(
                 sql.INSERT_JOB_INPUT,
                 [(job_id, i, im.mime, im.width, im.height, im.data) for i, im in enumerate(images)],
             )
-            await conn.execute(
-                sql.INSERT_LEDGER,
-                (new.guild_id, new.user_id, day, -new.cost, "reserve", job_id, None, now),
-            )
-            row = await (await conn.execute(sql.SELECT_JOB, (job_id,))).fetchone()
-        return Job.from_row(row)
+            ledger = (new.guild_id, new.user_id, day, -new.cost, "reserve", job_id, None, now)
+            conn.execute(sql.INSERT_LEDGER, ledger)
+            return conn.execute(sql.SELECT_JOB, (job_id,)).fetchone()
+
+        return Job.from_row(await self.db.run(admit))
 
     async def get(self, job_id: int) -> Job | None:
         """One job by id."""
@@ -239,18 +239,20 @@ class JobStore:
         now = time.time()
         query = sql.MARK_ENDED % placeholders(from_states)
         params = (state, code, message[:500], now, refund, now, job_id, *from_states)
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(query, params)
-            if cursor.rowcount != 1:
+
+        def finish(conn: sqlite3.Connection) -> bool:
+            if conn.execute(query, params).rowcount != 1:
                 return False
             if refund:
-                await _refund(conn, job_id, now, reason)
-        return True
+                _refund(conn, job_id, now, reason)
+            return True
+
+        return await self.db.run(finish)
 
 
-async def _check_inflight(conn: Any, user_id: int, max_inflight: int) -> None:
+def _check_inflight(conn: sqlite3.Connection, user_id: int, max_inflight: int) -> None:
     """Refuse a user who already has the maximum of unfinished jobs."""
-    count = (await (await conn.execute(sql.COUNT_USER_UNFINISHED, (user_id,))).fetchone())[0]
+    count = conn.execute(sql.COUNT_USER_UNFINISHED, (user_id,)).fetchone()[0]
     if count >= max_inflight:
         raise QuotaError(
             f"You already have {count} video(s) in progress (the limit is {max_inflight}). "
@@ -258,9 +260,9 @@ async def _check_inflight(conn: Any, user_id: int, max_inflight: int) -> None:
         )
 
 
-async def _reserve(conn: Any, new: NewJob, day: str, allowance: int) -> None:
+def _reserve(conn: sqlite3.Connection, new: NewJob, day: str, allowance: int) -> None:
     """Take the job's cost from today's credits, or refuse."""
-    await conn.execute(sql.ENSURE_USAGE_ROW, (new.guild_id, new.user_id, day))
+    conn.execute(sql.ENSURE_USAGE_ROW, (new.guild_id, new.user_id, day))
     params = {
         "cost": new.cost,
         "guild_id": new.guild_id,
@@ -268,7 +270,7 @@ async def _reserve(conn: Any, new: NewJob, day: str, allowance: int) -> None:
         "day": day,
         "allowance": allowance,
     }
-    cursor = await conn.execute(sql.RESERVE_CREDITS, params)
+    cursor = conn.execute(sql.RESERVE_CREDITS, params)
     if cursor.rowcount != 1:
         raise QuotaError(
             f"You have no credits left for this today (this costs {new.cost}). "
@@ -276,11 +278,11 @@ async def _reserve(conn: Any, new: NewJob, day: str, allowance: int) -> None:
         )
 
 
-async def _reserve_guild(conn: Any, new: NewJob, day: str, cap: int | None) -> None:
+def _reserve_guild(conn: sqlite3.Connection, new: NewJob, day: str, cap: int | None) -> None:
     """Take the cost from the server's daily cap too, or refuse."""
-    await conn.execute(sql.ENSURE_GUILD_USAGE_ROW, (new.guild_id, day))
+    conn.execute(sql.ENSURE_GUILD_USAGE_ROW, (new.guild_id, day))
     params = {"cost": new.cost, "guild_id": new.guild_id, "day": day, "cap": cap}
-    cursor = await conn.execute(sql.RESERVE_GUILD_CREDITS, params)
+    cursor = conn.execute(sql.RESERVE_GUILD_CREDITS, params)
     if cursor.rowcount != 1:
         raise QuotaError(
             "This server has used all the video credits its moderators allow per day. "
@@ -288,18 +290,18 @@ async def _reserve_guild(conn: Any, new: NewJob, day: str, cap: int | None) -> N
         )
 
 
-async def _refund(conn: Any, job_id: int, now: float, reason: str) -> None:
+def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> None:
     """Give a job's credit back to the day it was taken from, with a ledger row."""
-    row = await (await conn.execute(sql.SELECT_JOB, (job_id,))).fetchone()
+    row = conn.execute(sql.SELECT_JOB, (job_id,)).fetchone()
     params = {
         "cost": row["cost"],
         "guild_id": row["guild_id"],
         "user_id": row["user_id"],
         "day": row["credit_day"],
     }
-    await conn.execute(sql.RELEASE_CREDITS, params)
+    conn.execute(sql.RELEASE_CREDITS, params)
     guild = {"cost": row["cost"], "guild_id": row["guild_id"], "day": row["credit_day"]}
-    await conn.execute(sql.RELEASE_GUILD_CREDITS, guild)
+    conn.execute(sql.RELEASE_GUILD_CREDITS, guild)
     ledger = (
         row["guild_id"],
         row["user_id"],
@@ -310,7 +312,7 @@ async def _refund(conn: Any, job_id: int, now: float, reason: str) -> None:
         None,
         now,
     )
-    await conn.execute(sql.INSERT_LEDGER, ledger)
+    conn.execute(sql.INSERT_LEDGER, ledger)
 
 
 def _job_params(new: NewJob, day: str, now: float) -> dict[str, Any]:
