@@ -53,7 +53,11 @@ async def run(names: list[str], quick: bool, out: Path, merge: bool) -> None:
         for name in names:
             print(f"[bench] {name} ...", flush=True)
             begun, busy, own = time.monotonic(), machine_busy_seconds(), own_seconds()
-            figure = await figure_fn(name)(ctx)
+            try:
+                figure = await figure_fn(name)(ctx)
+            except Exception as exc:  # one broken figure must not lose the others
+                logging.exception("figure %s failed", name)
+                figure = Figure(name, f"{name}: failed", f"The figure failed: {exc!r}.")
             figure.seconds = time.monotonic() - begun
             foreign = (machine_busy_seconds() - busy) - (own_seconds() - own)
             figure.other_load = max(0.0, foreign / figure.seconds)

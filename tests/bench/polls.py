@@ -24,6 +24,8 @@ SEED_WARMUP, SEED_MEASURED = 1, 2
 SDK_THREADS = 16
 BATCH_SLACK = 120.0  # seconds a batch may take beyond its longest job
 ARRIVALS = 0.5  # requests per real-world second (Poisson): ~40 jobs in flight at once
+FRONT_SETTLE = 1.0  # seconds after the last submit for status edits and follow-ups
+NEVER = 36_000.0  # a poll interval no front-end-only run reaches
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,15 @@ def workload(ctx: Context) -> tuple[list[BenchJob], list[BenchJob]]:
     return make_jobs(warm, SEED_WARMUP, 10_000), make_jobs(measured, SEED_MEASURED)
 
 
-async def send_batch(w: World, client: Child, batch: Batch, factor: float) -> None:
-    """Send the jobs as Poisson arrivals, wait for every result; note the client's CPU and wall."""
-    before = len(w.results())
+async def send_batch(
+    w: World, client: Child, batch: Batch, factor: float, *, front_only: bool = False
+) -> None:
+    """Send the jobs as Poisson arrivals, wait for every result; note the client's CPU and wall.
+
+    With `front_only`, wait only until every job was submitted (and a second for the status
+    edits that follow): the client's cost of taking requests, without polls or deliveries.
+    """
+    before, submitted = len(w.results()), len(w.zai.submits)
     cpu, start = client.cpu(), time.monotonic()
     rng = random.Random(batch.jobs[0].index)
     asks = []
@@ -70,13 +78,28 @@ async def send_batch(w: World, client: Child, batch: Batch, factor: float) -> No
         asks.append(asyncio.create_task(w.ask(job, w.users[i % len(w.users)])))
         await asyncio.sleep(rng.expovariate(ARRIVALS / factor))
     await asyncio.gather(*asks)
-    longest = max(job.seconds for job in batch.jobs) * factor
-    await w.wait_results(before + len(batch.jobs), longest + BATCH_SLACK)
+    if front_only:
+        await _until_submitted(w, submitted + len(batch.jobs))
+        await asyncio.sleep(FRONT_SETTLE)
+    else:
+        longest = max(job.seconds for job in batch.jobs) * factor
+        await w.wait_results(before + len(batch.jobs), longest + BATCH_SLACK)
     batch.cpu, batch.wall = client.cpu() - cpu, time.monotonic() - start
     batch.rss_kib = client.rss_kib()
 
 
-async def run_bot(ctx: Context, label: str, policy: PollPolicy, batches: list[Batch]) -> None:
+async def _until_submitted(w: World, count: int) -> None:
+    """Wait until the fake accepted `count` submits in all."""
+    deadline = time.monotonic() + BATCH_SLACK
+    while len(w.zai.submits) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(w.zai.submits)} of {count} jobs were submitted")
+        await asyncio.sleep(0.05)
+
+
+async def run_bot(
+    ctx: Context, label: str, policy: PollPolicy, batches: list[Batch], front_only: bool = False
+) -> None:
     """The real bot with `policy` (scaled) through each batch in turn."""
     times = GenerationTimes([j for b in batches for j in b.jobs], ctx.factor)
     workdir = ctx.dir(label)
@@ -92,7 +115,7 @@ async def run_bot(ctx: Context, label: str, policy: PollPolicy, batches: list[Ba
             await w.discord.wait_ready(timeout=60)
             await w.wait_commands()
             for batch in batches:
-                await send_batch(w, bot, batch, ctx.factor)
+                await send_batch(w, bot, batch, ctx.factor, front_only=front_only)
         for batch in batches:
             batch.outcomes = bot_outcomes(w, db_path, batch.jobs)
 
@@ -120,7 +143,9 @@ def _outcome(w: World, job: BenchJob, task_id: str, seen: float, posted: float) 
     return Outcome(job.index, job.model, job.seconds, polls, seen - finished, posted - seen)
 
 
-async def run_sdk(ctx: Context, label: str, batch: Batch, interval: float = 5.0) -> None:
+async def run_sdk(
+    ctx: Context, label: str, batch: Batch, interval: float = 5.0, front_only: bool = False
+) -> None:
     """The SDK baseline through one batch."""
     times = GenerationTimes(batch.jobs, ctx.factor)
     workdir = ctx.dir(label)
@@ -129,7 +154,7 @@ async def run_sdk(ctx: Context, label: str, batch: Batch, interval: float = 5.0)
             await bot.event("started")
             await w.discord.wait_ready(timeout=60)
             await w.wait_commands()
-            await send_batch(w, bot, batch, ctx.factor)
+            await send_batch(w, bot, batch, ctx.factor, front_only=front_only)
             await asyncio.sleep(0.2)  # the last "delivered" event is written after the post
             batch.outcomes = sdk_outcomes(w, bot, batch.jobs)
 
@@ -187,3 +212,15 @@ async def sdk_run(ctx: Context) -> Batch:
         await run_sdk(ctx, "sdk", batch)
         ctx.cache["sdk_run"] = batch
     return ctx.cache["sdk_run"]
+
+
+async def front_runs(ctx: Context) -> dict[str, Batch]:
+    """The same measured jobs taken and submitted but never polled (cached): the front end."""
+    if "front_runs" not in ctx.cache:
+        jobs = workload(ctx)[1]
+        bot = Batch("bot, front end only", jobs)
+        await run_bot(ctx, "bot-front", PollPolicy.fixed(NEVER), [bot], front_only=True)
+        sdk = Batch("zai-sdk, front end only", jobs)
+        await run_sdk(ctx, "sdk-front", sdk, NEVER, front_only=True)
+        ctx.cache["front_runs"] = {"bot": bot, "sdk": sdk}
+    return ctx.cache["front_runs"]

@@ -15,6 +15,7 @@ from storage.db import Database
 from storage.jobs import NewJob, _job_params
 from storage.sql import INSERT_JOB
 from tests.bench.common import Context, Figure, Goal, Table, fmt
+from tests.bench.probe import scheduler_probe
 from tests.bench.proc import Child, start_child
 from tests.bench.world import db_rows, policy_config
 from tests.fakes.zai import FakeZai
@@ -163,11 +164,17 @@ async def scale_figure(ctx: Context) -> Figure:
         submit = await _submit_phase(ctx, fake, db_path, count)
         idle = await _idle_phase(ctx, fake, db_path)
         resume = await _resume_phase(ctx, fake, db_path, count)
-    return _figure(ctx, count, submit, idle, resume)
+    probe = await scheduler_probe(ctx)
+    return _figure(ctx, count, submit, idle, resume, probe)
 
 
 def _figure(
-    ctx: Context, count: int, submit: dict[str, Any], idle: dict[str, Any], resume: dict[str, Any]
+    ctx: Context,
+    count: int,
+    submit: dict[str, Any],
+    idle: dict[str, Any],
+    resume: dict[str, Any],
+    probe: dict[str, Any],
 ) -> Figure:
     """Tables, goals and notes of the scale figure."""
     policy = PollPolicy()
@@ -240,9 +247,14 @@ def _figure(
         "database; no task or timer per job), but polling them does: at "
         f"{per_poll * 1000:.1f} ms of CPU per poll, {count:,} jobs inside their window would "
         f"need {window_share:.1f} cores, and even past it ({policy.max_interval:g} s apart) "
-        f"{100 * late_share:.0f} % of one. The CPU per poll here includes the scheduler's busy "
-        "loop while polls are in flight (cost figure); without it, and with the poll's SQLite "
-        "write batched, a poll costs about what the HTTP request does (requests figure). Z.AI "
+        f"{100 * late_share:.0f} % of one. The CPU per poll here includes "
+        + (
+            "the scheduler's busy loop while polls are in flight"
+            if probe["spinning"]
+            else f"{probe['passes_per_poll']:.1f} scheduler passes per poll"
+        )
+        + " (cost figure); without them, and with the poll's SQLite write batched, a poll "
+        "costs about what the HTTP request does (requests figure). Z.AI "
         "has no batch status endpoint, so at this scale a longer `max_interval` for jobs far "
         "past their window is the remaining lever."
     )
