@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -16,6 +17,8 @@ from storage.credits import Credits
 from storage.db import Database
 from storage.jobs import JobStore
 
+SCRATCH_DIR = "scratch"  # emptied at every start: what is there was left by a killed process
+
 
 @dataclass
 class Resources:
@@ -25,6 +28,11 @@ class Resources:
     db: Database
     http: httpx.AsyncClient
     engine: Engine
+
+    @property
+    def scratch(self) -> Path:
+        """The bot's scratch folder, next to the database: every temporary file goes here."""
+        return self.settings.database_path.parent / SCRATCH_DIR
 
 
 def engine_config(settings: Settings) -> EngineConfig:

@@ -12,10 +12,10 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot import models
 from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
@@ -26,11 +26,43 @@ from bot.policy import Policy
 from bot.provider import TaskState, TaskStatus, VideoProvider
 from bot.schedule import PollPolicy, PollSchedule
 from bot.tasks import spawn
-from storage.credits import Credits
+from storage.credits import Balance, Credits, day_key
+from storage.errors import RefusalKind, Refused
 from storage.jobs import Job, JobStore, NewJob, StoredImage
 from storage.moderation import ModerationStore
+from storage.states import JobState
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Origin(StrEnum):
+    """How a member asked: every entry point goes through Engine.quote then Engine.accept."""
+
+    SLASH = "slash"
+    MENU = "menu"
+    MENTION = "mention"
+    REROLL = "reroll"
+    EXTEND = "extend"
+
+
+def refusal_text(exc: Refused) -> str:
+    """The member's message for a refusal of the store."""
+    if exc.kind is RefusalKind.IN_FLIGHT:
+        return (
+            f"You already have {exc.count} video(s) in progress (the limit is {exc.limit}). "
+            "Wait for one to finish, then ask again."
+        )
+    if exc.kind is RefusalKind.CREDITS:
+        return (
+            f"You have no credits left for this today (this costs {exc.cost}). "
+            "Credits reset at 00:00 UTC; `/quota` shows when."
+        )
+    return (
+        "This server has used all the video credits its moderators allow per day. "
+        "Credits reset at 00:00 UTC; try again then."
+    )
 
 
 class JobEvent(StrEnum):
@@ -64,19 +96,20 @@ class JobRequest:
     prompt: str | None
     options: VideoOptions = field(default_factory=VideoOptions)
     images: Sequence[bytes] = ()
-    origin: str = "slash"
+    origin: Origin = Origin.SLASH
     parent_job_id: int | None = None
     upload_limit: int | None = None
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """A request that passed every check; accepting it only costs a credit."""
+class Quote:
+    """A request that passed every check that needs no picture; accepting it charges `cost`."""
 
     request: JobRequest
-    prompt: str | None
-    images: tuple[StoredImage, ...]
+    prompt: str | None  # cleaned
     cost: int
+    state: JobState  # where an accepted job starts: the queue, or the approval queue
+    reuse_inputs: bool = False  # a re-roll: the parent job's stored pictures
 
 
 @dataclass(frozen=True)
@@ -137,74 +170,123 @@ class Engine:
 
     # --- accepting requests ---------------------------------------------------------------
 
-    async def cost_for(self, guild_id: int, model: str, options: VideoOptions) -> int:
-        """Credits a request costs on this server (the moderators' cost table)."""
-        return await self.rules.cost(guild_id, model, options.given())
+    async def quote(self, request: JobRequest, *, reuse_inputs: bool = False) -> Quote:
+        """Validate, apply the server's rules, price, and check credits and slots (no download).
 
-    async def check_policy(self, request: JobRequest) -> None:
-        """The moderators' rules: ban, channel, model, blocklist (refusals are audited)."""
+        The one place a request is judged: every entry point asks for a quote first, shows its
+        cost if needed, then accepts exactly that quote.
+        """
         self._refuse_if_halted()
-        prompt = models.clean_prompt(request.prompt)
-        await self.rules.check(
-            request.guild_id, request.channel_id, request.user_id, request.model, prompt
-        )
-
-    async def prepare(self, request: JobRequest) -> Prepared:
-        """Every check that needs no credit: prompt, options, images (in a thread)."""
-        prompt = models.check_request(request.model, request.mode, request.prompt, request.options)
-        images = await asyncio.to_thread(
-            prepare_images, request.model, request.mode, request.images
-        )
-        cost = await self.cost_for(request.guild_id, request.model, request.options)
-        return Prepared(request, prompt, images, cost)
-
-    async def accept(self, prepared: Prepared) -> Job:
-        """Check the rules, reserve the credit and queue the job in one transaction."""
-        req = prepared.request
-        await self.check_policy(req)
+        req = request
+        prompt = models.check_request(req.model, req.mode, req.prompt, req.options)
+        await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
+        cost = await self.rules.cost(req.guild_id, req.model, req.options.given())
         settings = await self.moderation.settings(req.guild_id)
-        state = "pending_approval" if settings.approval_channel_id else "queued"
-        new = NewJob(
-            guild_id=req.guild_id,
-            channel_id=req.channel_id,
-            user_id=req.user_id,
-            model=req.model,
-            mode=req.mode.value,
-            prompt=prepared.prompt,
-            options=req.options.given(),
-            origin=req.origin,
-            cost=prepared.cost,
-            request_id=uuid.uuid4().hex,
-            parent_job_id=req.parent_job_id,
-            state=state,
-            upload_limit=req.upload_limit,
-        )
+        state = JobState.PENDING_APPROVAL if settings.approval_channel_id else JobState.QUEUED
+        quote = Quote(req, prompt, cost, state, reuse_inputs)
         allowance = await self.credits.allowance(req.guild_id, req.user_id)
-        try:
-            job = await self.store.create(
-                new,
-                prepared.images,
+        await self._refusing(
+            quote,
+            self.store.check_admission(
+                self._new_job(quote),
                 allowance=allowance,
                 max_inflight=self.config.max_inflight_per_user,
                 guild_cap=settings.daily_cap,
-            )
-        except QuotaError as exc:
-            await self.moderation.audit(req.guild_id, req.user_id, "refused", exc.user_message)
-            raise
+            ),
+        )
+        return quote
+
+    async def quote_again(self, job_id: int, user_id: int, origin: Origin) -> Quote:
+        """Re-roll (same request and pictures) or Extend (an image job of the same family)."""
+        job = await self.job(job_id)
+        if job is None:
+            raise InputError("That video is no longer known to the bot.")
+        reroll = origin is Origin.REROLL
+        model = job.model if reroll else models.extend_model(job.model)
+        request = JobRequest(
+            job.guild_id,
+            job.channel_id,
+            user_id,
+            model,
+            Mode(job.mode) if reroll else Mode.IMAGE,
+            job.prompt,
+            VideoOptions(**job.options) if reroll else models.carry_options(model, job.options),
+            origin=origin,
+            parent_job_id=job.id,
+            upload_limit=job.upload_limit,
+        )
+        return await self.quote(request, reuse_inputs=reroll)
+
+    async def accept(self, quote: Quote, images: Sequence[bytes] = ()) -> Job:
+        """Check the pictures, then reserve the quoted cost and queue the job in one transaction."""
+        req = quote.request
+        stored = await self._pictures(quote, images)
+        settings = await self.moderation.settings(req.guild_id)
+        allowance = await self.credits.allowance(req.guild_id, req.user_id)
+        job = await self._refusing(
+            quote,
+            self.store.create(
+                self._new_job(quote),
+                stored,
+                allowance=allowance,
+                max_inflight=self.config.max_inflight_per_user,
+                guild_cap=settings.daily_cap,
+            ),
+        )
         log.info(
             "job %d accepted (%s): %s/%s for user %d",
             job.id,
-            state,
+            job.state,
             job.model,
             job.mode,
             job.user_id,
         )
         failpoint("after_accept")
-        self._emit(
-            JobEvent.PENDING_APPROVAL if state == "pending_approval" else JobEvent.QUEUED, job
-        )
+        pending = job.state is JobState.PENDING_APPROVAL
+        self._emit(JobEvent.PENDING_APPROVAL if pending else JobEvent.QUEUED, job)
         self.wake()
         return job
+
+    async def submit(self, request: JobRequest) -> Job:
+        """quote + accept with the request's pictures (tests, benchmarks, scripts)."""
+        return await self.accept(await self.quote(request), request.images)
+
+    async def _pictures(self, quote: Quote, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
+        """The job's pictures: the parent's for a re-roll, else checked and fitted (in a thread)."""
+        req = quote.request
+        if quote.reuse_inputs and req.parent_job_id is not None:
+            return tuple(await self.store.inputs(req.parent_job_id))
+        return await asyncio.to_thread(prepare_images, req.model, req.mode, images)
+
+    @staticmethod
+    def _new_job(quote: Quote) -> NewJob:
+        """The row the store admits for a quote."""
+        req = quote.request
+        return NewJob(
+            guild_id=req.guild_id,
+            channel_id=req.channel_id,
+            user_id=req.user_id,
+            model=req.model,
+            mode=req.mode.value,
+            prompt=quote.prompt,
+            options=req.options.given(),
+            origin=req.origin,
+            cost=quote.cost,
+            request_id=uuid.uuid4().hex,
+            parent_job_id=req.parent_job_id,
+            state=quote.state,
+            upload_limit=req.upload_limit,
+        )
+
+    async def _refusing(self, quote: Quote, admission: Awaitable[T]) -> T:
+        """Run a store admission; its refusal becomes the member's message (and is audited)."""
+        try:
+            return await admission
+        except Refused as exc:
+            error = QuotaError(refusal_text(exc))
+        req = quote.request
+        await self.moderation.audit(req.guild_id, req.user_id, "refused", error.user_message)
+        raise error
 
     async def approve(self, job_id: int, moderator_id: int) -> bool:
         """A moderator lets a pending job into the queue."""
@@ -224,7 +306,12 @@ class Engine:
         """A moderator refuses a pending job: refunded, with the reason."""
         text = f"Rejected by a moderator: {reason}. Your credit was refunded."
         ended = await self.store.end(
-            job_id, "rejected", "rejected", text, refund=True, from_states=("pending_approval",)
+            job_id,
+            JobState.REJECTED,
+            "rejected",
+            text,
+            refund=True,
+            from_states=(JobState.PENDING_APPROVAL,),
         )
         job = await self.store.get(job_id)
         if ended and job is not None:
@@ -235,31 +322,6 @@ class Engine:
             log.info("job %d rejected by %d", job_id, moderator_id)
             await self._emit_job(JobEvent.FAILED, job_id)
         return ended
-
-    async def submit(self, request: JobRequest) -> Job:
-        """prepare + accept."""
-        return await self.accept(await self.prepare(request))
-
-    async def resubmit(self, job_id: int, user_id: int, *, origin: str) -> Job:
-        """A new job with the same model, prompt, options and images (re-roll)."""
-        job = await self.store.get(job_id)
-        if job is None:
-            raise InputError("That video is no longer known to the bot.")
-        request = JobRequest(
-            job.guild_id,
-            job.channel_id,
-            user_id,
-            job.model,
-            Mode(job.mode),
-            job.prompt,
-            VideoOptions(**job.options),
-            origin=origin,
-            parent_job_id=job.id,
-            upload_limit=job.upload_limit,
-        )
-        images = tuple(await self.store.inputs(job.id))
-        cost = await self.cost_for(job.guild_id, job.model, request.options)
-        return await self.accept(Prepared(request, job.prompt, images, cost))
 
     def _refuse_if_halted(self) -> None:
         """Refuse new work plainly while the provider account is blocked."""
@@ -272,6 +334,40 @@ class Engine:
     async def queue_position(self, job_id: int) -> int:
         """1-based place of a queued job in the fair order."""
         return await self.store.queue_position(job_id)
+
+    # --- what the front end reads and records ----------------------------------------------
+
+    async def job(self, job_id: int) -> Job | None:
+        """One job by id."""
+        return await self.store.get(job_id)
+
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        """A member's latest jobs on a server, newest first."""
+        return await self.store.user_jobs(guild_id, user_id, limit)
+
+    async def job_pictures(self, job_id: int) -> list[StoredImage]:
+        """The pictures a job was made from, as sent to the provider."""
+        return await self.store.inputs(job_id)
+
+    async def balance(self, guild_id: int, user_id: int, now: float) -> Balance:
+        """A member's credits today."""
+        return await self.credits.balance(guild_id, user_id, day_key(now))
+
+    async def next_in_queue(self, limit: int, horizon: float) -> list[Job]:
+        """The queued jobs next in line, including those waiting out a retry within `horizon`."""
+        return await self.store.fair_queue(time.time() + horizon, limit)
+
+    def expected_seconds(self, model: str) -> float:
+        """How long the model takes, as learned."""
+        return self.schedule.expected(model)
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None:
+        """Remember the public status message of a job."""
+        await self.store.set_status_message(job_id, message_id)
+
+    async def set_approval_message(self, job_id: int, message_id: int) -> None:
+        """Remember the moderators' approval request of a job."""
+        await self.store.set_approval_message(job_id, message_id)
 
     # --- reports from the front end -------------------------------------------------------
 
@@ -286,23 +382,15 @@ class Engine:
         """The video could not be posted anywhere: refund and keep the reason for /jobs."""
         done = await self.store.end(
             job_id,
-            "undeliverable",
+            JobState.UNDELIVERABLE,
             "undeliverable",
             reason,
             refund=True,
-            from_states=("succeeded",),
+            from_states=(JobState.SUCCEEDED,),
         )
         if done:
             log.warning("job %d undeliverable: %s", job_id, reason)
         return done
-
-    async def fail(self, job_id: int, code: str, message: str, *, state: str = "failed") -> bool:
-        """End an unfinished job with a refund (used by moderation and cancellations)."""
-        ended = await self.store.end(job_id, state, code, message, refund=True)
-        if ended:
-            self.wake()  # it may have held a provider slot
-            await self._emit_job(JobEvent.FAILED, job_id)
-        return ended
 
     # --- the scheduler --------------------------------------------------------------------
 
@@ -340,13 +428,13 @@ class Engine:
         """A job caught mid-submit may or may not exist at the provider: never resend it."""
         for model in models.MODELS:
             self.schedule.learn(model, await self.store.recent_durations(model))
-        for job in await self.store.in_states(("submitting",)):
+        for job in await self.store.in_states((JobState.SUBMITTING,)):
             await self._end(
                 job, ProviderErrorKind.AMBIGUOUS, "submit_unconfirmed", "process stopped mid-submit"
             )
-        for job in await self.store.in_states(("succeeded",)):
+        for job in await self.store.in_states((JobState.SUCCEEDED,)):
             self._emit(JobEvent.FINISHED, job)  # not delivered yet: the front end delivers it
-        for job in await self.store.in_states(("pending_approval",)):
+        for job in await self.store.in_states((JobState.PENDING_APPROVAL,)):
             if job.approval_message_id is None:  # died before the moderators were asked
                 self._emit(JobEvent.PENDING_APPROVAL, job)
 
@@ -472,7 +560,7 @@ class Engine:
 
     async def _end(self, job: Job, kind: ProviderErrorKind, code: str, message: str) -> None:
         """End a job badly with a refund, and report it."""
-        state = "refused" if kind is ProviderErrorKind.CONTENT_FILTER else "failed"
+        state = JobState.REFUSED if kind is ProviderErrorKind.CONTENT_FILTER else JobState.FAILED
         if kind is ProviderErrorKind.BAD_REQUEST:
             log.error(
                 "job %d: provider rejected our parameters (bug): %s %s", job.id, code, message
@@ -515,7 +603,9 @@ class Engine:
                 await self._emit_job(JobEvent.FINISHED, job.id)
         else:
             reason = state.message or "generation failed"
-            if await self.store.end(job.id, "failed", "generation_failed", reason, refund=True):
+            if await self.store.end(
+                job.id, JobState.FAILED, "generation_failed", reason, refund=True
+            ):
                 log.info("job %d failed at the provider: %s", job.id, reason)
                 await self._emit_job(JobEvent.FAILED, job.id)
 
@@ -557,5 +647,5 @@ __all__ = [
     "JobEvent",
     "JobListener",
     "JobRequest",
-    "Prepared",
+    "Quote",
 ]

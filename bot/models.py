@@ -192,6 +192,14 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 
+# The model each way of asking uses when the member does not pick one.
+DEFAULT_MODEL: dict[Mode, str] = {
+    Mode.TEXT: "cogvideox-3",
+    Mode.IMAGE: "cogvideox-3",
+    Mode.FRAMES: "cogvideox-3",
+    Mode.REFERENCE: "vidu2-reference",
+}
+
 IMAGES_PER_MODE: dict[Mode, tuple[int, int]] = {
     Mode.TEXT: (0, 0),
     Mode.IMAGE: (1, 1),
@@ -252,12 +260,6 @@ def allowed_values(model: str, option: str) -> tuple[Any, ...] | None:
     if field is None:
         return None
     return _literal_values(field.annotation)
-
-
-def default_value(model: str, option: str) -> Any:
-    """The spec's default for an option of a model (None if unset or unsupported)."""
-    field = get_spec(model).request.model_fields.get(OPTION_FIELDS[option])
-    return None if field is None else field.default
 
 
 def _literal_values(annotation: Any) -> tuple[Any, ...]:
@@ -392,3 +394,22 @@ def build_body(
 def provider_user_id(user_id: int) -> str:
     """The Discord user id as Z.AI's `user_id` (6 to 128 characters)."""
     return str(user_id).zfill(6)
+
+
+def family(model: str) -> str:
+    """A model's family: the name up to its first dash (`viduq1-text` → `viduq1`)."""
+    return model.split("-", 1)[0]
+
+
+def extend_model(model: str) -> str:
+    """The image-to-video model that continues a video of `model` (the same family if it can)."""
+    if Mode.IMAGE in get_spec(model).modes:
+        return model
+    same = [m for m in models_for(Mode.IMAGE) if family(m) == family(model)]
+    return same[0] if same else DEFAULT_MODEL[Mode.IMAGE]
+
+
+def carry_options(model: str, options: dict[str, Any]) -> VideoOptions:
+    """The options of a job that another model also accepts."""
+    kept = {k: v for k, v in options.items() if v in (allowed_values(model, k) or ())}
+    return VideoOptions(**kept)

@@ -7,10 +7,10 @@ import logging
 import signal
 
 from bot.app import open_resources
-from bot.discord_app import VideoBot, configure_endpoints
 from bot.logs import setup_logging
 from bot.schedule import PollPolicy
 from bot.settings import Settings
+from cogs.app import VideoBot, configure_endpoints
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import models
-from bot.discord_app import report_error, say
 from bot.errors import InputError, NotAllowedError
 from bot.policy import validate_block
 from cogs.common import describe_options, safe_prompt, short, ts
+from cogs.replies import report_error, say
 from storage.credits import day_key
-from storage.jobs import Job
 from storage.moderation import CostRule, ModerationStore
+from storage.rows import Job
 
 if TYPE_CHECKING:
-    from bot.discord_app import VideoBot
+    from cogs.app import VideoBot
 
 log = logging.getLogger(__name__)
 
@@ -488,7 +488,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             return
         files = [
             discord.File(io.BytesIO(image.data), filename=f"input-{n}.{image.mime.split('/')[-1]}")
-            for n, image in enumerate(await self.engine.store.inputs(job.id), start=1)
+            for n, image in enumerate(await self.engine.job_pictures(job.id), start=1)
         ]
         channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
         text = (
@@ -502,7 +502,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             view=approval_view(job.id),
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        await self.engine.store.set_approval_message(job.id, message.id)
+        await self.engine.set_approval_message(job.id, message.id)
 
     async def approve(self, interaction: discord.Interaction, job_id: int) -> None:
         """Approve and update the request message."""
@@ -518,7 +518,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """Reject, refund, and update the request message."""
         if not await self.engine.reject(job_id, interaction.user.id, reason):
             raise InputError("That request was already decided.")
-        job = await self.engine.store.get(job_id)
+        job = await self.engine.job(job_id)
         if job is not None and job.approval_message_id and interaction.channel_id:
             message = self.bot.get_partial_messageable(interaction.channel_id).get_partial_message(
                 job.approval_message_id
@@ -567,3 +567,9 @@ def _user_lines(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     return short("\n".join(lines) or "nobody", 1024)
+
+
+async def setup(bot: VideoBot) -> None:
+    """Extension entry point: add the cog (VideoBot.wire connects it to Delivery)."""
+    await bot.add_cog(Admin(bot))
+    bot.add_dynamic_items(ApprovalButton)

@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from bot.discord_app import report_error
+from cogs.replies import report_error
 from storage.jobs import Job
 
 ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {

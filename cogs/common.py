@@ -10,18 +10,25 @@ import discord
 from bot.errors import InputError
 from bot.images import format_size
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_bytes
-from bot.models import MODELS, Mode
+from bot.models import Mode
 from bot.settings import Settings
-from storage.jobs import Job
+from storage.rows import Job
+from storage.states import JobState
 
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # larger pictures are never needed for a 1080p video
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MODE_BY_COUNT = {1: Mode.IMAGE, 2: Mode.FRAMES, 3: Mode.REFERENCE}
-DEFAULT_MODEL = {
-    Mode.TEXT: "cogvideox-3",
-    Mode.IMAGE: "cogvideox-3",
-    Mode.FRAMES: "cogvideox-3",
-    Mode.REFERENCE: "vidu2-reference",
+STATE_ICONS: dict[JobState, str] = {
+    JobState.PENDING_APPROVAL: "⏳",
+    JobState.QUEUED: "🕒",
+    JobState.SUBMITTING: "🎬",
+    JobState.PROCESSING: "🎬",
+    JobState.SUCCEEDED: "📦",
+    JobState.DELIVERED: "✅",
+    JobState.FAILED: "❌",
+    JobState.REFUSED: "🚫",
+    JobState.REJECTED: "🚫",
+    JobState.UNDELIVERABLE: "⚠️",
 }
 
 
@@ -120,8 +127,3 @@ def result_embed(job: Job) -> discord.Embed:
         embed.add_field(name="Time taken", value=duration_text(job.finished_at - job.created_at))
     embed.timestamp = dt.datetime.fromtimestamp(job.finished_at or job.created_at, tz=dt.UTC)
     return embed
-
-
-def model_supports(model: str, mode: Mode) -> bool:
-    """Whether a model offers a mode."""
-    return model in MODELS and mode in MODELS[model].modes

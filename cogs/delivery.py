@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 import discord
@@ -23,11 +23,26 @@ from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
 from bot.tasks import spawn
 from cogs.buttons import result_view
-from cogs.common import jump_url, only, result_embed, safe_prompt, ts
-from storage.jobs import ENDED_BADLY, Job
+from cogs.common import STATE_ICONS, jump_url, only, result_embed, safe_prompt, ts
+from storage.rows import Job
+from storage.states import AT_PROVIDER, ENDED_BADLY
+from storage.states import JobState as S
 
 if TYPE_CHECKING:
-    from bot.discord_app import VideoBot
+    from cogs.app import VideoBot
+
+
+class Moderators(Protocol):
+    """Where Delivery sends what moderators must see (the Admin cog, wired by VideoBot.wire)."""
+
+    async def on_job_pending_approval(self, job: Job) -> None:
+        """Ask the moderators to approve a job."""
+        ...
+
+    async def on_provider_halted(self, job: Job, reason: str | None) -> None:
+        """Tell the moderators the provider account stopped taking work."""
+        ...
+
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +53,6 @@ LINK_LIFETIME = 24 * 3600  # Vidu documents one day; assume the same for every m
 SEND_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 5  # the provider's link lives a day: a flaky CDN is worth a few tries
 COVER_MAX_BYTES = 2 * 1024 * 1024
-SCRATCH_DIR = "scratch"  # next to the database: videos in transit, emptied at every start
 RESULT_SEARCH_LIMIT = 100  # messages read after a recovered job finished, looking for its result
 QUEUE_LIVE_POSITIONS = 10  # queued jobs whose position is kept up to date
 QUEUE_HORIZON = 365 * 24 * 3600.0  # include jobs waiting out a retry delay
@@ -52,38 +66,42 @@ class Undeliverable(Exception):
 
 def status_text(job: Job, *, position: int | None, expected: float) -> str:
     """The status line of a job in each state."""
-    head = f"<@{job.user_id}>'s video #{job.id} ({job.model}): "
+    head = f"<@{job.user_id}>'s video #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
+    return head + _status_body(job, position, expected) + f"\n> {safe_prompt(job.prompt, 200)}"
+
+
+def _status_body(job: Job, position: int | None, expected: float) -> str:
+    """What the status line says after the icon."""
     state = job.state
-    if state == "pending_approval":
-        body = "⏳ waiting for a moderator's approval."
-    elif state == "queued":
-        body = f"🕒 queued, position {position or 1}."
-    elif state in ("submitting", "processing"):
+    if state is S.PENDING_APPROVAL:
+        return "waiting for a moderator's approval."
+    if state is S.QUEUED:
+        return f"queued, position {position or 1}."
+    if state in AT_PROVIDER:
         started = job.submitted_at or time.time()
-        body = f"🎬 generating — started {ts(started)}, expected {ts(started + expected)}."
-    elif state == "succeeded":
-        body = "📦 finished, uploading…"
-    elif state == "delivered" and job.result_message_id:
-        body = f"✅ done: {jump_url(job.guild_id, job.channel_id, job.result_message_id)}"
-    elif state == "delivered":
-        body = "✅ done (sent by direct message)."
-    else:
-        body = f"❌ {job.error_message or job.state}"
-    return head + body + f"\n> {safe_prompt(job.prompt, 200)}"
+        return f"generating — started {ts(started)}, expected {ts(started + expected)}."
+    if state is S.SUCCEEDED:
+        return "finished, uploading…"
+    if state is S.DELIVERED and job.result_message_id:
+        return f"done: {jump_url(job.guild_id, job.channel_id, job.result_message_id)}"
+    if state is S.DELIVERED:
+        return "done (sent by direct message)."
+    return job.error_message or job.state
 
 
 class Delivery(commands.Cog):
     """The engine's listener: keeps status messages current and posts results."""
 
+    moderators: Moderators | None = None  # wired by VideoBot.wire
+
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
         self.engine = bot.resources.engine
-        self.store = self.engine.store
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last_edit: dict[int, float] = {}
         self._pending: set[int] = set()
         self._timers: set[asyncio.Task[None]] = set()
-        self.scratch = bot.resources.settings.database_path.parent / SCRATCH_DIR
+        self.scratch = bot.resources.scratch
         self._started_at = time.time()
 
     async def cog_load(self) -> None:
@@ -97,16 +115,16 @@ class Delivery(commands.Cog):
 
     async def job_event(self, event: JobEvent, job: Job) -> None:
         """React to one engine event."""
-        admin = self.bot.get_cog("Admin")
+        moderators = self.moderators
         if event is JobEvent.FINISHED:
             await self.deliver(job.id)
         elif event is JobEvent.HALTED:
-            if admin is not None:
-                await admin.on_provider_halted(job, self.engine.halt_reason)  # type: ignore[attr-defined]
+            if moderators is not None:
+                await moderators.on_provider_halted(job, self.engine.halt_reason)
         else:  # edits nothing until the launcher has posted the status message
             await self.refresh_status(job.id, force=event is JobEvent.FAILED)
-        if event is JobEvent.PENDING_APPROVAL and admin is not None:
-            await admin.on_job_pending_approval(job)  # type: ignore[attr-defined]
+        if event is JobEvent.PENDING_APPROVAL and moderators is not None:
+            await moderators.on_job_pending_approval(job)
         if event in (JobEvent.STARTED, JobEvent.FAILED, JobEvent.FINISHED):
             await self._refresh_queue()
 
@@ -117,9 +135,9 @@ class Delivery(commands.Cog):
     ) -> discord.Message:
         """Post a job's public status message and remember it."""
         async with self._locks[job.id]:
-            fresh = await self.store.get(job.id) or job
+            fresh = await self.engine.job(job.id) or job
             message = await self._send_status(fresh, channel, **kwargs)
-        if fresh.state != "queued":
+        if fresh.state is not S.QUEUED:
             await self.refresh_status(job.id)
         return message
 
@@ -133,7 +151,7 @@ class Delivery(commands.Cog):
             nonce=f"status-{job.id}",
             **kwargs,
         )
-        await self.store.set_status_message(job.id, message.id)
+        await self.engine.set_status_message(job.id, message.id)
         self._last_edit[job.id] = time.monotonic()
         return message
 
@@ -159,7 +177,7 @@ class Delivery(commands.Cog):
     async def _edit_status(self, job_id: int) -> None:
         """Render the job's current state into its status message (bot endpoints, not webhooks)."""
         async with self._locks[job_id]:
-            job = await self.store.get(job_id)
+            job = await self.engine.job(job_id)
             if job is None:
                 return
             if job.status_message_id is None:
@@ -193,10 +211,8 @@ class Delivery(commands.Cog):
 
     async def _render(self, job: Job) -> str:
         """The status text with the live queue position and expected time."""
-        position = await self.engine.queue_position(job.id) if job.state == "queued" else None
-        return status_text(
-            job, position=position, expected=self.engine.schedule.expected(job.model)
-        )
+        position = await self.engine.queue_position(job.id) if job.state is S.QUEUED else None
+        return status_text(job, position=position, expected=self.engine.expected_seconds(job.model))
 
     async def _refresh_queue(self) -> None:
         """Queue positions moved: refresh the status of the jobs next in line (throttled).
@@ -205,7 +221,7 @@ class Delivery(commands.Cog):
         load, far past Discord's rate limits and ahead of the uploads that matter; a job's
         position goes live once it is among the next few to start.
         """
-        head = await self.store.fair_queue(time.time() + QUEUE_HORIZON, QUEUE_LIVE_POSITIONS)
+        head = await self.engine.next_in_queue(QUEUE_LIVE_POSITIONS, QUEUE_HORIZON)
         for job in head:
             if job.status_message_id is not None:
                 await self.refresh_status(job.id)
@@ -215,8 +231,8 @@ class Delivery(commands.Cog):
     async def deliver(self, job_id: int) -> None:
         """Post a finished job once; refund it if it cannot be posted anywhere."""
         async with self._locks[-job_id]:  # its own lock: status edits go on meanwhile
-            job = await self.store.get(job_id)
-            if job is None or job.state != "succeeded":
+            job = await self.engine.job(job_id)
+            if job is None or job.state is not S.SUCCEEDED:
                 return
             try:
                 message_id = await self._posted_before_restart(job) or await self._post_result(job)
@@ -452,3 +468,8 @@ def _fresh_dir(path: Path) -> None:
 def _reencode(src: Path, dest: Path, limit: int) -> int:
     """Re-encode under a byte limit; the new size, or 0 if it cannot fit (runs in a thread)."""
     return dest.stat().st_size if reencode_to_fit(src, dest, max_bytes=limit) else 0
+
+
+async def setup(bot: VideoBot) -> None:
+    """Extension entry point: add the cog (VideoBot.wire makes it the engine's listener)."""
+    await bot.add_cog(Delivery(bot))

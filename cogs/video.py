@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,16 +18,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import models
-from bot.discord_app import report_error, say
-from bot.engine import JobRequest
+from bot.engine import JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
-from bot.models import Mode, VideoOptions
+from bot.models import DEFAULT_MODEL, Mode, VideoOptions
+from cogs.buttons import JobButton
 from cogs.common import (
-    DEFAULT_MODEL,
     IMAGE_SUFFIXES,
     MODE_BY_COUNT,
+    STATE_ICONS,
     check_attachments,
     describe_options,
     fetch_images,
@@ -37,11 +37,13 @@ from cogs.common import (
     short,
     ts,
 )
-from storage.credits import day_key, next_reset
-from storage.jobs import Job
+from cogs.replies import report_error, say
+from storage.credits import next_reset
+from storage.rows import Job
+from storage.states import ENDED_BADLY
 
 if TYPE_CHECKING:
-    from bot.discord_app import VideoBot
+    from cogs.app import VideoBot
     from cogs.delivery import Delivery
 
 log = logging.getLogger(__name__)
@@ -49,18 +51,8 @@ log = logging.getLogger(__name__)
 Choice = app_commands.Choice
 Prompt = app_commands.Range[str, 1, models.PROMPT_MAX]
 MAX_RESULT_FOR_EXTEND = 512 * 1024 * 1024
-STATE_ICONS = {
-    "pending_approval": "⏳",
-    "queued": "🕒",
-    "submitting": "🎬",
-    "processing": "🎬",
-    "succeeded": "📦",
-    "delivered": "✅",
-    "failed": "❌",
-    "refused": "🚫",
-    "rejected": "🚫",
-    "undeliverable": "⚠️",
-}
+ACCEPTED = "✅ Accepted as video #{id}. I will post it here and mention you when it is ready."
+Pictures = Callable[[], Awaitable[Sequence[bytes]]]
 
 
 def _label(option: str, value: Any) -> str:
@@ -108,25 +100,6 @@ def image_attachments(message: discord.Message) -> list[discord.Attachment]:
         if (a.content_type or "").startswith("image/")
         or a.filename.lower().endswith(IMAGE_SUFFIXES)
     ]
-
-
-def extend_model(model: str) -> str:
-    """An image-to-video model of the same family as a finished job's model."""
-    if models.Mode.IMAGE in models.MODELS[model].modes:
-        return model
-    return (
-        "viduq1-image"
-        if model.startswith("viduq1")
-        else "vidu2-image"
-        if model.startswith("vidu2")
-        else "cogvideox-3"
-    )
-
-
-def carry_options(model: str, options: dict[str, Any]) -> VideoOptions:
-    """The options of a job that another model also accepts."""
-    kept = {k: v for k, v in options.items() if v in (models.allowed_values(model, k) or ())}
-    return VideoOptions(**kept)
 
 
 class ConfirmCost(discord.ui.View):
@@ -196,12 +169,28 @@ class PromptModal(discord.ui.Modal, title="Animate image"):
         mode = MODE_BY_COUNT[len(self.attachments)]
         prompt = self.prompt.value or None
         await self.cog.start(
-            interaction, mode, DEFAULT_MODEL[mode], prompt, VideoOptions(), self.attachments, "menu"
+            interaction,
+            mode,
+            DEFAULT_MODEL[mode],
+            prompt,
+            VideoOptions(),
+            self.attachments,
+            Origin.MENU,
         )
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
         """Same boundary as commands."""
         await report_error(interaction, error)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One way of asking, reduced to what the shared pipeline needs from it."""
+
+    ask: Callable[..., Awaitable[Any]]  # sends the private cost question (a message with a view)
+    pictures: Pictures | None = None  # fetched only once the quote is confirmed
+    tell: Callable[[str], Awaitable[Any]] | None = None  # the private acknowledgement
+    reference: discord.Message | None = None  # the status message replies to it
 
 
 class Video(commands.Cog):
@@ -211,9 +200,10 @@ class Video(commands.Cog):
         name="video", description="Make a short video with Z.AI", guild_only=True
     )
 
-    def __init__(self, bot: VideoBot, delivery: Delivery) -> None:
+    delivery: Delivery  # wired by VideoBot.wire
+
+    def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
-        self.delivery = delivery
         self.engine = bot.resources.engine
         self.menu = app_commands.ContextMenu(name="Animate image", callback=self.animate)
         self.menu.guild_only = True
@@ -228,6 +218,43 @@ class Video(commands.Cog):
 
     # --- the pipeline shared by every entry point -----------------------------------------
 
+    async def pipeline(self, quoting: Awaitable[Quote], entry: Entry) -> Job | None:
+        """Quote → confirm the cost if above 1 → fetch pictures → accept that quote → status.
+
+        Rules, credits and slots are all checked by the quote, before anything is downloaded.
+        """
+        quote = await quoting
+        user_id = quote.request.user_id
+        if quote.cost > 1 and not await confirm_cost(entry.ask, user_id, quote.cost):
+            return None
+        images = await entry.pictures() if entry.pictures is not None else ()
+        job = await self.engine.accept(quote, images)
+        await self._announce(job, entry)
+        return job
+
+    async def _announce(self, job: Job, entry: Entry) -> None:
+        """Status message and acknowledgement. The job is charged and queued: a failure here is
+        logged, never reported to the member as an error (the result still gets posted)."""
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        kwargs: dict[str, Any] = {"reference": entry.reference} if entry.reference else {}
+        try:
+            await self.delivery.post_status(job, channel, **kwargs)
+        except Exception as exc:
+            log.warning("job %d: could not post status message: %r", job.id, exc)
+        if entry.tell is None:
+            return
+        try:
+            await entry.tell(ACCEPTED.format(id=job.id))
+        except Exception as exc:
+            log.warning("job %d: could not acknowledge the request: %r", job.id, exc)
+
+    def interaction_entry(
+        self, interaction: discord.Interaction, pictures: Pictures | None = None
+    ) -> Entry:
+        """An interaction's entry: question and acknowledgement privately, as follow-ups."""
+        ask = partial(interaction.followup.send, ephemeral=True, wait=True)
+        return Entry(ask, pictures, partial(say, interaction))
+
     async def start(
         self,
         interaction: discord.Interaction,
@@ -236,11 +263,10 @@ class Video(commands.Cog):
         prompt: str | None,
         options: VideoOptions,
         attachments: Sequence[discord.Attachment],
-        origin: str,
+        origin: Origin,
     ) -> None:
-        """Fast checks, acknowledge privately, rules and cost, then download, validate and queue."""
-        models.check_request(model, mode, prompt, options)  # refusals before the ack stay private
-        check_attachments(attachments)
+        """A slash command or the menu: attachment metadata, acknowledge, then the pipeline."""
+        check_attachments(attachments)  # refusals before the ack stay a direct answer
         await interaction.response.defer(ephemeral=True, thinking=True)
         request = JobRequest(
             interaction.guild_id or 0,
@@ -253,34 +279,10 @@ class Video(commands.Cog):
             origin=origin,
             upload_limit=interaction.filesize_limit,
         )
-        if not await self.allowed_and_confirmed(interaction, request):
-            return
-        images = await fetch_images(self.bot, attachments)
-        job = await self.launch(dataclasses.replace(request, images=images))
-        await say(
-            interaction,
-            f"✅ Accepted as video #{job.id}. I will post it here and mention you when it is ready.",
+        pictures = partial(fetch_images, self.bot, attachments) if attachments else None
+        await self.pipeline(
+            self.engine.quote(request), self.interaction_entry(interaction, pictures)
         )
-
-    async def allowed_and_confirmed(
-        self, interaction: discord.Interaction, request: JobRequest
-    ) -> bool:
-        """The server's rules (before any download), then the cost if above 1 credit."""
-        await self.engine.check_policy(request)
-        cost = await self.engine.cost_for(request.guild_id, request.model, request.options)
-        send = partial(interaction.followup.send, ephemeral=True, wait=True)
-        return cost <= 1 or await confirm_cost(send, interaction.user.id, cost)
-
-    async def launch(self, request: JobRequest, reference: discord.Message | None = None) -> Job:
-        """Queue a request and post its public status message."""
-        job = await self.engine.submit(request)
-        channel = self.bot.get_partial_messageable(request.channel_id, guild_id=request.guild_id)
-        try:
-            kwargs: dict[str, Any] = {"reference": reference} if reference is not None else {}
-            await self.delivery.post_status(job, channel, **kwargs)
-        except discord.HTTPException as exc:  # the job runs anyway; the result still gets posted
-            log.warning("job %d: could not post status message: %s", job.id, exc)
-        return job
 
     # --- slash commands -------------------------------------------------------------------
 
@@ -309,7 +311,7 @@ class Video(commands.Cog):
     ) -> None:
         """Text to video."""
         options = VideoOptions(quality, audio, size, duration, fps, style, aspect_ratio, movement)
-        await self.start(interaction, Mode.TEXT, model, prompt, options, (), "slash")
+        await self.start(interaction, Mode.TEXT, model, prompt, options, (), Origin.SLASH)
 
     @video.command(name="image", description="Animate a picture")
     @app_commands.describe(
@@ -336,7 +338,7 @@ class Video(commands.Cog):
     ) -> None:
         """Image to video."""
         options = VideoOptions(quality, audio, size, duration, fps, None, None, movement)
-        await self.start(interaction, Mode.IMAGE, model, prompt, options, (image,), "slash")
+        await self.start(interaction, Mode.IMAGE, model, prompt, options, (image,), Origin.SLASH)
 
     @video.command(
         name="frames", description="Make a video that goes from a first frame to a last frame"
@@ -367,7 +369,9 @@ class Video(commands.Cog):
     ) -> None:
         """First and last frame to video."""
         options = VideoOptions(quality, audio, size, duration, fps, None, None, movement)
-        await self.start(interaction, Mode.FRAMES, model, prompt, options, (first, last), "slash")
+        await self.start(
+            interaction, Mode.FRAMES, model, prompt, options, (first, last), Origin.SLASH
+        )
 
     @video.command(
         name="reference", description="Make a video with the subjects of 1 to 3 pictures"
@@ -402,16 +406,14 @@ class Video(commands.Cog):
         """Reference images to video."""
         images = tuple(a for a in (image1, image2, image3) if a is not None)
         options = VideoOptions(audio=audio, aspect_ratio=aspect_ratio, movement=movement)
-        await self.start(interaction, Mode.REFERENCE, model, prompt, options, images, "slash")
+        await self.start(interaction, Mode.REFERENCE, model, prompt, options, images, Origin.SLASH)
 
     @app_commands.command(name="quota", description="Your video credits left today")
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction) -> None:
         """Credits left and the next reset."""
         now = time.time()
-        balance = await self.engine.credits.balance(
-            interaction.guild_id or 0, interaction.user.id, day_key(now)
-        )
+        balance = await self.engine.balance(interaction.guild_id or 0, interaction.user.id, now)
         reset = next_reset(now)
         await say(
             interaction,
@@ -423,7 +425,7 @@ class Video(commands.Cog):
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
         """The caller's last ten jobs."""
-        jobs = await self.engine.store.user_jobs(interaction.guild_id or 0, interaction.user.id, 10)
+        jobs = await self.engine.recent_jobs(interaction.guild_id or 0, interaction.user.id, 10)
         if not jobs:
             await say(interaction, "You have no videos here yet. Try `/video text`.")
             return
@@ -437,7 +439,7 @@ class Video(commands.Cog):
         line = f"{icon} **#{job.id}** {job.model} · {job.state} · {ts(job.created_at)}"
         if job.result_message_id:
             line += f" · [video]({jump_url(job.guild_id, job.channel_id, job.result_message_id)})"
-        elif job.error_message and job.state in ("failed", "refused", "rejected", "undeliverable"):
+        elif job.error_message and job.state in ENDED_BADLY:
             line += f" · {short(job.error_message, 120)}"
         return line
 
@@ -471,7 +473,7 @@ class Video(commands.Cog):
             )
 
     async def _from_mention(self, message: discord.Message) -> None:
-        """Validate and launch a mention request."""
+        """A mention with pictures goes through the same pipeline; questions are replies."""
         attachments = image_attachments(message)
         if not 1 <= len(attachments) <= 3:
             raise InputError(
@@ -479,32 +481,23 @@ class Video(commands.Cog):
                 "or use `/video text` to make a video from words alone."
             )
         check_attachments(attachments)
+        guild = message.guild
+        assert guild is not None and self.bot.user is not None  # checked by on_message
         mode = MODE_BY_COUNT[len(attachments)]
-        model = DEFAULT_MODEL[mode]
-        prompt = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip() or None  # type: ignore[union-attr]
-        models.check_request(model, mode, prompt, VideoOptions())
-        probe = JobRequest(
-            message.guild.id, message.channel.id, message.author.id, model, mode, prompt
-        )
-        await self.engine.check_policy(probe)
-        cost = await self.engine.cost_for(probe.guild_id, model, VideoOptions())
-        send = partial(message.reply, allowed_mentions=only(message.author.id))
-        if cost > 1 and not await confirm_cost(send, message.author.id, cost):
-            return
-        images = await fetch_images(self.bot, attachments)
-        limit = message.guild.filesize_limit if message.guild else None
+        prompt = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip() or None
         request = JobRequest(
-            message.guild.id if message.guild else 0,
+            guild.id,
             message.channel.id,
             message.author.id,
-            model,
+            DEFAULT_MODEL[mode],
             mode,
             prompt,
-            images=images,
-            origin="mention",
-            upload_limit=limit,
+            origin=Origin.MENTION,
+            upload_limit=guild.filesize_limit,
         )
-        await self.launch(request, reference=message)
+        ask = partial(message.reply, allowed_mentions=only(message.author.id))
+        pictures = partial(fetch_images, self.bot, attachments)
+        await self.pipeline(self.engine.quote(request), Entry(ask, pictures, reference=message))
 
     # --- result buttons -------------------------------------------------------------------
 
@@ -512,7 +505,7 @@ class Video(commands.Cog):
         self, interaction: discord.Interaction, action: str, job_id: int
     ) -> None:
         """Re-roll, Extend, Details or Delete on a delivered video."""
-        job = await self.engine.store.get(job_id)
+        job = await self.engine.job(job_id)
         if job is None:
             raise InputError("That video is no longer known to the bot.")
         if action == "details":
@@ -551,51 +544,16 @@ class Video(commands.Cog):
                 "Use `/video` to make your own."
             )
         await interaction.response.defer(ephemeral=True, thinking=True)
-        model = job.model if action == "reroll" else extend_model(job.model)
-        mode = Mode(job.mode) if action == "reroll" else Mode.IMAGE
-        options = (
-            VideoOptions(**job.options) if action == "reroll" else carry_options(model, job.options)
+        origin = Origin.REROLL if action == "reroll" else Origin.EXTEND
+        # Re-roll reuses the stored pictures; Extend downloads the video only once quoted.
+        pictures = (
+            None if origin is Origin.REROLL else partial(self._last_frame, interaction.message)
         )
-        probe = JobRequest(
-            job.guild_id, job.channel_id, interaction.user.id, model, mode, job.prompt, options
-        )
-        if not await self.allowed_and_confirmed(interaction, probe):
-            return
-        if action == "reroll":
-            new = await self.engine.resubmit(job.id, interaction.user.id, origin="reroll")
-            channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-            await self.delivery.post_status(new, channel)
-        else:
-            new = await self._extend(interaction, job)
-        await say(
-            interaction, f"✅ Accepted as video #{new.id}. I will post it here when it is ready."
-        )
+        quoting = self.engine.quote_again(job.id, interaction.user.id, origin)
+        await self.pipeline(quoting, self.interaction_entry(interaction, pictures))
 
-    async def _extend(self, interaction: discord.Interaction, job: Job) -> Job:
-        """The last frame of this video starts a new image-to-video job."""
-        frame = await self._last_frame(interaction.message)
-        model = extend_model(job.model)
-        request = JobRequest(
-            job.guild_id,
-            job.channel_id,
-            job.user_id,
-            model,
-            Mode.IMAGE,
-            job.prompt,
-            carry_options(model, job.options),
-            [frame],
-            origin="extend",
-            parent_job_id=job.id,
-            upload_limit=interaction.filesize_limit,
-        )
-        prepared = await self.engine.prepare(request)
-        new = await self.engine.accept(prepared)
-        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        await self.delivery.post_status(new, channel)
-        return new
-
-    async def _last_frame(self, message: discord.Message | None) -> bytes:
-        """Download the posted video (from Discord) and take its last frame."""
+    async def _last_frame(self, message: discord.Message | None) -> list[bytes]:
+        """Download the posted video (from Discord, into the scratch folder); its last frame."""
         videos = [
             a for a in (message.attachments if message else []) if a.filename.endswith(".mp4")
         ]
@@ -604,7 +562,7 @@ class Video(commands.Cog):
                 "This result has no video file to extend (it may have been posted as a link)."
             )
         resources = self.bot.resources
-        with tempfile.TemporaryDirectory(prefix="extend-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="extend-", dir=resources.scratch) as tmp:
             path = Path(tmp) / "video.mp4"
             await download_to_file(
                 resources.http,
@@ -614,9 +572,10 @@ class Video(commands.Cog):
                 allowed_hosts=DISCORD_ATTACHMENT_HOSTS,
                 trusted_hosts=resources.settings.trusted_hosts,
             )
-            return await asyncio.to_thread(last_frame_png, path)
+            return [await asyncio.to_thread(last_frame_png, path)]
 
 
-async def setup(bot: VideoBot) -> None:  # pragma: no cover - loaded through cogs.load_all
-    """Not used: cogs are added by cogs.load_all with their shared Delivery."""
-    raise RuntimeError("use cogs.load_all")
+async def setup(bot: VideoBot) -> None:
+    """Extension entry point: add the cog (VideoBot.wire connects it to Delivery)."""
+    await bot.add_cog(Video(bot))
+    bot.add_dynamic_items(JobButton)

@@ -2,96 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import QuotaError
 from storage import sql
 from storage.credits import day_key
 from storage.db import Database, placeholders
-
-UNFINISHED = ("pending_approval", "queued", "submitting", "processing", "succeeded")
-ENDED_BADLY = ("failed", "refused", "undeliverable", "rejected")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One row of `jobs`."""
-
-    id: int
-    guild_id: int
-    channel_id: int
-    user_id: int
-    model: str
-    mode: str
-    prompt: str | None
-    options: dict[str, Any]
-    origin: str
-    parent_job_id: int | None
-    cost: int
-    credit_day: str
-    request_id: str
-    task_id: str | None
-    state: str
-    created_at: float
-    updated_at: float
-    submitted_at: float | None
-    finished_at: float | None
-    delivered_at: float | None
-    attempts: int
-    polls: int
-    next_attempt_at: float | None
-    next_poll_at: float | None
-    video_url: str | None
-    cover_url: str | None
-    error_code: str | None
-    error_message: str | None
-    refunded: int
-    upload_limit: int | None
-    status_message_id: int | None
-    result_message_id: int | None
-    approval_message_id: int | None
-    decided_by: int | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Job:
-        """Build from a row selected with JOB_COLUMNS."""
-        values = dict(row)
-        values["options"] = json.loads(values["options"])
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """What the engine asks the store to accept."""
-
-    guild_id: int
-    channel_id: int
-    user_id: int
-    model: str
-    mode: str
-    prompt: str | None
-    options: dict[str, Any]
-    origin: str
-    cost: int
-    request_id: str
-    parent_job_id: int | None = None
-    state: str = "queued"
-    upload_limit: int | None = None  # bytes the requesting channel accepts, when known
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """A normalised input image kept until the job no longer needs it."""
-
-    mime: str
-    width: int
-    height: int
-    data: bytes
+from storage.errors import RefusalKind, Refused
+from storage.rows import Job, NewJob, StoredImage, insert_params
+from storage.states import UNFINISHED, JobState
 
 
 class JobStore:
@@ -115,10 +36,8 @@ class JobStore:
         day = day_key(now)
 
         def admit(conn: sqlite3.Connection) -> Any:
-            _check_inflight(conn, new.user_id, max_inflight)
-            _reserve(conn, new, day, allowance)
-            _reserve_guild(conn, new, day, guild_cap)
-            job_id = conn.execute(sql.INSERT_JOB, _job_params(new, day, now)).lastrowid
+            _admissible(conn, new, day, allowance, max_inflight, guild_cap)
+            job_id = conn.execute(sql.INSERT_JOB, insert_params(new, day, now)).lastrowid
             conn.executemany(
                 sql.INSERT_JOB_INPUT,
                 [(job_id, i, im.mime, im.width, im.height, im.data) for i, im in enumerate(images)],
@@ -128,6 +47,31 @@ class JobStore:
             return conn.execute(sql.SELECT_JOB, (job_id,)).fetchone()
 
         return Job.from_row(await self.db.run(admit))
+
+    async def check_admission(
+        self,
+        new: NewJob,
+        *,
+        allowance: int,
+        max_inflight: int,
+        guild_cap: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Raise Refused if `create` would refuse this job now; changes nothing.
+
+        The very checks of `create`, rolled back: a request is refused before anything is
+        downloaded for it, and still cannot over-spend if two race (create checks again).
+        """
+        day = day_key(time.time() if now is None else now)
+
+        def probe(conn: sqlite3.Connection) -> None:
+            _admissible(conn, new, day, allowance, max_inflight, guild_cap)
+            raise _Admissible
+
+        try:
+            await self.db.run(probe)
+        except _Admissible:
+            return
 
     async def get(self, job_id: int) -> Job | None:
         """One job by id."""
@@ -144,7 +88,7 @@ class JobStore:
         rows = await self.db.fetchall(sql.SELECT_JOB_INPUTS, (job_id,))
         return [StoredImage(r["mime"], r["width"], r["height"], r["data"]) for r in rows]
 
-    async def in_states(self, states: Iterable[str]) -> list[Job]:
+    async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         """Every job in one of the states."""
         states = tuple(states)
         query = sql.SELECT_JOBS_IN_STATES % placeholders(states)
@@ -227,12 +171,12 @@ class JobStore:
     async def end(
         self,
         job_id: int,
-        state: str,
+        state: JobState,
         code: str,
         message: str,
         *,
         refund: bool,
-        from_states: Sequence[str] = UNFINISHED,
+        from_states: Sequence[JobState] = UNFINISHED,
         reason: str = "refund",
     ) -> bool:
         """Move a job to a final bad state, refunding its credit exactly once if asked."""
@@ -250,14 +194,29 @@ class JobStore:
         return await self.db.run(finish)
 
 
+class _Admissible(Exception):
+    """Rolls back the probe of check_admission: the job would be admitted."""
+
+
+def _admissible(
+    conn: sqlite3.Connection,
+    new: NewJob,
+    day: str,
+    allowance: int,
+    max_inflight: int,
+    guild_cap: int | None,
+) -> None:
+    """In-flight slot, the member's credits, the server's cap (reserved, inside a transaction)."""
+    _check_inflight(conn, new.user_id, max_inflight)
+    _reserve(conn, new, day, allowance)
+    _reserve_guild(conn, new, day, guild_cap)
+
+
 def _check_inflight(conn: sqlite3.Connection, user_id: int, max_inflight: int) -> None:
     """Refuse a user who already has the maximum of unfinished jobs."""
     count = conn.execute(sql.COUNT_USER_UNFINISHED, (user_id,)).fetchone()[0]
     if count >= max_inflight:
-        raise QuotaError(
-            f"You already have {count} video(s) in progress (the limit is {max_inflight}). "
-            "Wait for one to finish, then ask again."
-        )
+        raise Refused(RefusalKind.IN_FLIGHT, count=count, limit=max_inflight)
 
 
 def _reserve(conn: sqlite3.Connection, new: NewJob, day: str, allowance: int) -> None:
@@ -272,10 +231,7 @@ def _reserve(conn: sqlite3.Connection, new: NewJob, day: str, allowance: int) ->
     }
     cursor = conn.execute(sql.RESERVE_CREDITS, params)
     if cursor.rowcount != 1:
-        raise QuotaError(
-            f"You have no credits left for this today (this costs {new.cost}). "
-            "Credits reset at 00:00 UTC; `/quota` shows when."
-        )
+        raise Refused(RefusalKind.CREDITS, cost=new.cost)
 
 
 def _reserve_guild(conn: sqlite3.Connection, new: NewJob, day: str, cap: int | None) -> None:
@@ -284,10 +240,7 @@ def _reserve_guild(conn: sqlite3.Connection, new: NewJob, day: str, cap: int | N
     params = {"cost": new.cost, "guild_id": new.guild_id, "day": day, "cap": cap}
     cursor = conn.execute(sql.RESERVE_GUILD_CREDITS, params)
     if cursor.rowcount != 1:
-        raise QuotaError(
-            "This server has used all the video credits its moderators allow per day. "
-            "Credits reset at 00:00 UTC; try again then."
-        )
+        raise Refused(RefusalKind.GUILD_CAP, cost=new.cost)
 
 
 def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> None:
@@ -313,24 +266,3 @@ def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> N
         now,
     )
     conn.execute(sql.INSERT_LEDGER, ledger)
-
-
-def _job_params(new: NewJob, day: str, now: float) -> dict[str, Any]:
-    """Named parameters of INSERT_JOB."""
-    return {
-        "guild_id": new.guild_id,
-        "channel_id": new.channel_id,
-        "user_id": new.user_id,
-        "model": new.model,
-        "mode": new.mode,
-        "prompt": new.prompt,
-        "options": json.dumps(new.options, sort_keys=True),
-        "origin": new.origin,
-        "parent_job_id": new.parent_job_id,
-        "cost": new.cost,
-        "credit_day": day,
-        "request_id": new.request_id,
-        "state": new.state,
-        "upload_limit": new.upload_limit,
-        "now": now,
-    }

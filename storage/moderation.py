@@ -110,11 +110,6 @@ class ModerationStore:
                 await conn.execute(sql.INSERT_LEDGER, ledger)
         return back
 
-    async def guild_used(self, guild_id: int, day: str) -> int:
-        """Credits the guild spent on a day."""
-        row = await self.db.fetchone(sql.SELECT_GUILD_USAGE, (guild_id, day))
-        return row[0] if row else 0
-
     # --- costs ----------------------------------------------------------------------------
 
     async def costs(self, guild_id: int) -> list[CostRule]:

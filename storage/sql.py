@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from storage.rows import insert_columns, job_columns
+from storage.states import AT_PROVIDER, GENERATED, SERVED, UNFINISHED, sql_in
+from storage.states import JobState as S
+
 # Migrations: index + 1 is the schema version stored in PRAGMA user_version.
 MIGRATIONS: list[str] = [
     # 1: jobs, their inputs, credits and per-guild settings.
@@ -158,30 +162,16 @@ PRAGMAS = (
 
 # --- jobs -------------------------------------------------------------------------------------
 
-JOB_COLUMNS = """
-    id, guild_id, channel_id, user_id, model, mode, prompt, options, origin, parent_job_id, cost,
-    credit_day, request_id, task_id, state, created_at, updated_at, submitted_at, finished_at,
-    delivered_at, attempts, polls, next_attempt_at, next_poll_at, video_url, cover_url, error_code,
-    error_message, refunded, upload_limit, status_message_id, result_message_id,
-    approval_message_id, decided_by
-"""
+JOB_COLUMNS = ", ".join(job_columns())
 
-INSERT_JOB = """
-INSERT INTO jobs (guild_id, channel_id, user_id, model, mode, prompt, options, origin,
-                  parent_job_id, cost, credit_day, request_id, state, created_at, updated_at,
-                  next_attempt_at, upload_limit)
-VALUES (:guild_id, :channel_id, :user_id, :model, :mode, :prompt, :options, :origin,
-        :parent_job_id, :cost, :credit_day, :request_id, :state, :now, :now, :now, :upload_limit)
-"""
+INSERT_JOB = (
+    f"INSERT INTO jobs ({', '.join(insert_columns())}) "  # noqa: S608 (column names)
+    f"VALUES ({', '.join(':' + c for c in insert_columns())})"
+)
 
 INSERT_JOB_INPUT = """
 INSERT INTO job_inputs (job_id, idx, mime, width, height, data)
 VALUES (?, ?, ?, ?, ?, ?)
-"""
-
-COPY_JOB_INPUTS = """
-INSERT INTO job_inputs (job_id, idx, mime, width, height, data)
-SELECT ?, idx, mime, width, height, data FROM job_inputs WHERE job_id = ?
 """
 
 SELECT_JOB_INPUTS = (
@@ -196,30 +186,29 @@ SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DE
 
 SELECT_JOBS_IN_STATES = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (%s) ORDER BY id"  # noqa: S608
 
-COUNT_USER_UNFINISHED = """
-SELECT count(*) FROM jobs
-WHERE user_id = ? AND state IN ('pending_approval', 'queued', 'submitting', 'processing', 'succeeded')
-"""
+COUNT_USER_UNFINISHED = f"""
+SELECT count(*) FROM jobs WHERE user_id = ? AND state IN {sql_in(UNFINISHED)}
+"""  # noqa: S608 (enum values)
 
-COUNT_ACTIVE = "SELECT count(*) FROM jobs WHERE state IN ('submitting', 'processing')"
+COUNT_ACTIVE = f"SELECT count(*) FROM jobs WHERE state IN {sql_in(AT_PROVIDER)}"  # noqa: S608
 
 # Fair order of the queue: each user's k-th queued job ranks after everyone's (k-1)-th, counting
 # the jobs a user already has at the provider, so one user's ten jobs do not block others' one.
 # Jobs just finished and still being delivered count too: when several slots free at once, the
 # user who was just served does not tie with one who has waited all along.
-_FAIR_RANKING = """
+_FAIR_RANKING = f"""
 WITH active AS (
     SELECT user_id, count(*) AS n FROM jobs
-    WHERE state IN ('submitting', 'processing', 'succeeded')
+    WHERE state IN {sql_in(SERVED)}
     GROUP BY user_id
 ),
 ranked AS (
     SELECT j.id,
            ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.id) + coalesce(a.n, 0) AS turn
     FROM jobs j LEFT JOIN active a ON a.user_id = j.user_id
-    WHERE j.state = 'queued'
+    WHERE j.state = '{S.QUEUED}'
 )
-"""
+"""  # noqa: S608
 
 SELECT_FAIR_QUEUE = f"""{_FAIR_RANKING}
 SELECT {JOB_COLUMNS} FROM jobs JOIN ranked USING (id)
@@ -236,52 +225,52 @@ WHERE ranked.turn < me.turn OR (ranked.turn = me.turn AND ranked.id < me.id)
 
 SELECT_DUE_POLLS = f"""
 SELECT {JOB_COLUMNS} FROM jobs
-WHERE state = 'processing' AND next_poll_at <= ?
+WHERE state = '{S.PROCESSING}' AND next_poll_at <= ?
 ORDER BY next_poll_at LIMIT ?
 """  # noqa: S608
 
 # Only future times: what is due already waits for a slot or a poll in flight, whose end wakes.
-SELECT_NEXT_WAKE = """
+SELECT_NEXT_WAKE = f"""
 SELECT min(t) FROM (
-    SELECT min(next_poll_at) AS t FROM jobs WHERE state = 'processing' AND next_poll_at > ?
+    SELECT min(next_poll_at) AS t FROM jobs WHERE state = '{S.PROCESSING}' AND next_poll_at > ?
     UNION ALL
-    SELECT min(next_attempt_at) FROM jobs WHERE state = 'queued' AND next_attempt_at > ?
+    SELECT min(next_attempt_at) FROM jobs WHERE state = '{S.QUEUED}' AND next_attempt_at > ?
 )
-"""
+"""  # noqa: S608
 
-SELECT_RECENT_DURATIONS = """
+SELECT_RECENT_DURATIONS = f"""
 SELECT finished_at - submitted_at FROM jobs
 WHERE model = ? AND finished_at IS NOT NULL AND submitted_at IS NOT NULL
-  AND state IN ('succeeded', 'delivered', 'undeliverable')
+  AND state IN {sql_in(GENERATED)}
 ORDER BY id DESC LIMIT ?
-"""
+"""  # noqa: S608
 
-MARK_SUBMITTING = """
-UPDATE jobs SET state = 'submitting', attempts = attempts + 1, updated_at = ?
-WHERE id = ? AND state = 'queued'
-"""
+MARK_SUBMITTING = f"""
+UPDATE jobs SET state = '{S.SUBMITTING}', attempts = attempts + 1, updated_at = ?
+WHERE id = ? AND state = '{S.QUEUED}'
+"""  # noqa: S608 (enum values)
 
-MARK_PROCESSING = """
-UPDATE jobs SET state = 'processing', task_id = ?, submitted_at = ?, next_poll_at = ?, updated_at = ?
-WHERE id = ? AND state = 'submitting'
-"""
+MARK_PROCESSING = f"""
+UPDATE jobs SET state = '{S.PROCESSING}', task_id = ?, submitted_at = ?, next_poll_at = ?, updated_at = ?
+WHERE id = ? AND state = '{S.SUBMITTING}'
+"""  # noqa: S608 (enum values)
 
-MARK_REQUEUED = """
-UPDATE jobs SET state = 'queued', next_attempt_at = ?, error_code = ?, error_message = ?,
+MARK_REQUEUED = f"""
+UPDATE jobs SET state = '{S.QUEUED}', next_attempt_at = ?, error_code = ?, error_message = ?,
        updated_at = ?
-WHERE id = ? AND state = 'submitting'
-"""
+WHERE id = ? AND state = '{S.SUBMITTING}'
+"""  # noqa: S608 (enum values)
 
-MARK_POLLED = """
+MARK_POLLED = f"""
 UPDATE jobs SET polls = polls + 1, next_poll_at = ?, updated_at = ?
-WHERE id = ? AND state = 'processing'
-"""
+WHERE id = ? AND state = '{S.PROCESSING}'
+"""  # noqa: S608 (enum values)
 
-MARK_SUCCEEDED = """
-UPDATE jobs SET state = 'succeeded', polls = polls + 1, finished_at = ?, video_url = ?,
+MARK_SUCCEEDED = f"""
+UPDATE jobs SET state = '{S.SUCCEEDED}', polls = polls + 1, finished_at = ?, video_url = ?,
        cover_url = ?, updated_at = ?
-WHERE id = ? AND state = 'processing'
-"""
+WHERE id = ? AND state = '{S.PROCESSING}'
+"""  # noqa: S608 (enum values)
 
 # A job ends badly at most once: the state guard makes the refund below happen once.
 MARK_ENDED = """
@@ -290,10 +279,10 @@ UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = coal
 WHERE id = ? AND state IN (%s)
 """
 
-MARK_DELIVERED = """
-UPDATE jobs SET state = 'delivered', delivered_at = ?, result_message_id = ?, updated_at = ?
-WHERE id = ? AND state = 'succeeded'
-"""
+MARK_DELIVERED = f"""
+UPDATE jobs SET state = '{S.DELIVERED}', delivered_at = ?, result_message_id = ?, updated_at = ?
+WHERE id = ? AND state = '{S.SUCCEEDED}'
+"""  # noqa: S608 (enum values)
 
 SET_STATUS_MESSAGE = "UPDATE jobs SET status_message_id = ?, updated_at = ? WHERE id = ?"
 
@@ -322,8 +311,6 @@ RELEASE_GUILD_CREDITS = """
 UPDATE guild_usage SET used = used - :cost WHERE guild_id = :guild_id AND day = :day
 """
 
-SELECT_GUILD_USAGE = "SELECT used FROM guild_usage WHERE guild_id = ? AND day = ?"
-
 RELEASE_CREDITS = """
 UPDATE credit_usage SET used = used - :cost
 WHERE guild_id = :guild_id AND user_id = :user_id AND day = :day
@@ -341,11 +328,6 @@ SELECT_USAGE = (
 INSERT_LEDGER = """
 INSERT INTO credit_ledger (guild_id, user_id, day, delta, reason, job_id, actor_id, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-SELECT_LEDGER_SUM = """
-SELECT coalesce(sum(delta), 0) FROM credit_ledger
-WHERE guild_id = ? AND user_id = ? AND day = ? AND reason IN (%s)
 """
 
 SELECT_GUILD_SETTINGS = """
@@ -368,11 +350,11 @@ INSERT INTO user_quotas (guild_id, user_id, daily_credits) VALUES (?, ?, ?)
 ON CONFLICT (guild_id, user_id) DO UPDATE SET daily_credits = excluded.daily_credits
 """
 
-SUM_UNFINISHED_COST = """
+SUM_UNFINISHED_COST = f"""
 SELECT coalesce(sum(cost), 0) FROM jobs
 WHERE guild_id = ? AND user_id = ? AND credit_day = ? AND refunded = 0
-  AND state IN ('pending_approval', 'queued', 'submitting', 'processing', 'succeeded')
-"""
+  AND state IN {sql_in(UNFINISHED)}
+"""  # noqa: S608
 
 # --- moderation -------------------------------------------------------------------------------
 
@@ -426,30 +408,30 @@ SELECT actor_id, action, target_id, detail, created_at FROM audit_log
 WHERE guild_id = ? ORDER BY id DESC LIMIT ?
 """
 
-APPROVE_JOB = """
-UPDATE jobs SET state = 'queued', decided_by = ?, next_attempt_at = ?, updated_at = ?
-WHERE id = ? AND state = 'pending_approval'
-"""
+APPROVE_JOB = f"""
+UPDATE jobs SET state = '{S.QUEUED}', decided_by = ?, next_attempt_at = ?, updated_at = ?
+WHERE id = ? AND state = '{S.PENDING_APPROVAL}'
+"""  # noqa: S608 (enum values)
 
 SET_APPROVAL_MESSAGE = "UPDATE jobs SET approval_message_id = ?, updated_at = ? WHERE id = ?"
 
 SET_DECIDED_BY = "UPDATE jobs SET decided_by = ? WHERE id = ?"
 
-STATS_BY_MODEL = """
+STATS_BY_MODEL = f"""
 SELECT model, count(*) AS jobs,
        sum(CASE WHEN refunded = 0 THEN cost ELSE 0 END) AS credits,
-       sum(CASE WHEN state IN ('failed', 'undeliverable') THEN 1 ELSE 0 END) AS failures,
-       sum(CASE WHEN state = 'refused' THEN 1 ELSE 0 END) AS refused
+       sum(CASE WHEN state IN {sql_in((S.FAILED, S.UNDELIVERABLE))} THEN 1 ELSE 0 END) AS failures,
+       sum(CASE WHEN state = '{S.REFUSED}' THEN 1 ELSE 0 END) AS refused
 FROM jobs WHERE guild_id = ? AND created_at >= ?
 GROUP BY model ORDER BY jobs DESC
-"""
+"""  # noqa: S608 (enum values)
 
-STATS_TOP_USERS = """
+STATS_TOP_USERS = f"""
 SELECT user_id, count(*) AS jobs, sum(CASE WHEN refunded = 0 THEN cost ELSE 0 END) AS credits,
-       sum(CASE WHEN state = 'refused' THEN 1 ELSE 0 END) AS refused
+       sum(CASE WHEN state = '{S.REFUSED}' THEN 1 ELSE 0 END) AS refused
 FROM jobs WHERE guild_id = ? AND created_at >= ?
 GROUP BY user_id ORDER BY jobs DESC, credits DESC LIMIT ?
-"""
+"""  # noqa: S608 (enum values)
 
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 

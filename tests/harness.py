@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Resources, open_resources
-from bot.discord_app import VideoBot
 from bot.settings import Settings
+from cogs.app import VideoBot
 from tests.conftest import FAST_POLLS
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMessage, FakeUser, Perm
 from tests.fakes.zai import FakeZai

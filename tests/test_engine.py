@@ -183,7 +183,7 @@ async def test_job_caught_mid_submit_is_refunded_not_resent(
     db: Database, zai_client: ZaiClient, fake_zai: FakeZai
 ) -> None:
     eng, rec = make_engine(db, zai_client)
-    job = await eng.accept(await eng.prepare(text()))  # engine not started: stays queued
+    job = await eng.accept(await eng.quote(text()))  # engine not started: stays queued
     assert await eng.store.mark_submitting(job.id)  # as if the process died right here
     await eng.start()
     try:

@@ -235,7 +235,7 @@ async def test_pending_request_is_posted_after_a_crash_before_asking(h: Harness)
     await admin(h, "approval on", channel=h.guild.channel("mods"))
     engine = h.resources.engine
     engine.listener = None  # as if the process died before the moderators were asked
-    job = await engine.accept(await engine.prepare(_text_request(h)))
+    job = await engine.accept(await engine.quote(_text_request(h)))
     assert job.state == "pending_approval"
     await h.restart()
     mods = h.guild.channel("mods")

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import QuotaError
+from bot.engine import refusal_text
 from storage import sql
 from storage.credits import Credits, day_key
 from storage.db import Database
+from storage.errors import RefusalKind, Refused
 from storage.jobs import JobStore, NewJob
 
 GUILD, USER = 1000, 2000
@@ -52,7 +53,7 @@ async def test_thousand_concurrent_reservations_accept_exactly_the_allowance(db:
     async def attempt() -> bool:
         try:
             await store.create(new_job(), (), allowance=10, max_inflight=10_000)
-        except QuotaError:
+        except Refused:
             return False
         return True
 
@@ -68,8 +69,8 @@ async def test_inflight_limit_is_enforced_atomically(db: Database) -> None:
     async def attempt() -> bool:
         try:
             await store.create(new_job(), (), allowance=100, max_inflight=2)
-        except QuotaError as exc:
-            assert "in progress" in exc.user_message
+        except Refused as exc:  # the engine's text for this refusal
+            assert exc.kind is RefusalKind.IN_FLIGHT and "in progress" in refusal_text(exc)
             return False
         return True
 
@@ -121,6 +122,6 @@ async def test_reservation_respects_cost(db: Database, cost: int) -> None:
         try:
             await store.create(new_job(cost=cost), (), allowance=10, max_inflight=100)
             accepted += 1
-        except QuotaError:
+        except Refused:
             break
     assert accepted == 10 // cost

@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 from bot.app import open_resources
-from bot.discord_app import VideoBot, configure_endpoints
 from bot.engine import JobEvent
 from bot.logs import setup_logging
 from bot.schedule import PollPolicy
 from bot.settings import Settings
+from cogs.app import VideoBot, configure_endpoints
 from storage.jobs import Job
 from tests.bench.child import Events, until_stopped
 

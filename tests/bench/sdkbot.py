@@ -19,7 +19,7 @@ import discord
 import httpx
 from discord import app_commands
 
-from bot.discord_app import configure_endpoints
+from cogs.app import configure_endpoints
 from tests.bench.child import Events, until_stopped
 
 

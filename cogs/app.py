@@ -1,11 +1,11 @@
-"""The discord.py bot: one error boundary, cogs loaded in setup_hook, commands synced once."""
+"""The discord.py bot: one error boundary, cogs loaded as extensions and wired, commands synced once."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 import yarl
@@ -13,48 +13,23 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Resources
-from bot.errors import BotError
+from cogs.replies import report_error
+
+if TYPE_CHECKING:  # the extensions are loaded by name; these names are for the wiring's types
+    from cogs.admin import Admin
+    from cogs.delivery import Delivery
+    from cogs.video import Video
 
 log = logging.getLogger(__name__)
 
-GENERIC_ERROR = (
-    "Something went wrong on the bot's side. It has been logged; please try again later."
-)
+# The cogs, loaded as discord.py extensions by name (each module's `setup` adds its cog).
+EXTENSIONS = ("cogs.admin", "cogs.delivery", "cogs.video")
 
 
 def configure_endpoints(api_base: str, gateway_url: str) -> None:
     """Point discord.py at the REST root and gateway (rate-limit or gateway proxies, tests)."""
     discord.http.Route.BASE = api_base.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
-
-
-async def say(interaction: discord.Interaction, text: str, **kwargs: Any) -> None:
-    """Answer privately, whether or not the interaction was acknowledged already."""
-    kwargs.setdefault("ephemeral", True)
-    kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
-    if interaction.response.is_done():
-        await interaction.followup.send(text, **kwargs)
-    else:
-        await interaction.response.send_message(text, **kwargs)
-
-
-async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
-    """Map domain errors to their user message; log the rest with what the user was doing."""
-    original = getattr(error, "original", error)
-    if isinstance(original, BotError):
-        text = original.user_message
-    elif isinstance(original, app_commands.CheckFailure):
-        text = str(original) or "You are not allowed to use this here."
-    else:
-        command = (
-            interaction.command.qualified_name if interaction.command else interaction.type.name
-        )
-        log.error("interaction %s (%s) failed", interaction.id, command, exc_info=original)
-        text = GENERIC_ERROR
-    try:
-        await say(interaction, text)
-    except discord.HTTPException:
-        log.warning("could not tell user about error of interaction %s", interaction.id)
 
 
 class VideoTree(app_commands.CommandTree):
@@ -86,12 +61,28 @@ class VideoBot(commands.Bot):
         self.status_interval = status_interval
 
     async def setup_hook(self) -> None:
-        """Load cogs, register persistent buttons, start the engine, sync commands."""
-        from cogs import load_all
-
-        await load_all(self)
+        """Load the extensions, wire them, start the engine, sync commands."""
+        for name in EXTENSIONS:
+            await self.load_extension(name)
+        self.wire()
         await self.resources.engine.start()
         await self.sync_commands()
+
+    def wire(self) -> None:
+        """The one place the front end is connected: engine events, moderation, buttons."""
+        delivery = cast("Delivery", self.loaded("Delivery"))
+        admin = cast("Admin", self.loaded("Admin"))
+        video = cast("Video", self.loaded("Video"))
+        delivery.moderators = admin  # approval requests and provider alerts
+        video.delivery = delivery  # status messages of new jobs
+        self.resources.engine.listener = delivery  # engine events
+
+    def loaded(self, name: str) -> commands.Cog:
+        """A cog an extension added; a missing one is a wiring bug, found at start."""
+        cog = self.get_cog(name)
+        if cog is None:
+            raise LookupError(f"cog {name} is not loaded (EXTENSIONS: {', '.join(EXTENSIONS)})")
+        return cog
 
     async def close(self) -> None:
         """Stop the engine before the connection."""
