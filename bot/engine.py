@@ -22,6 +22,7 @@ from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
 from bot.failpoints import failpoint
 from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
 from bot.models import Mode, VideoOptions
+from bot.moderation import ModeratorActions
 from bot.policy import Policy
 from bot.provider import TaskState, TaskStatus, VideoProvider
 from bot.schedule import PollPolicy, PollSchedule
@@ -151,6 +152,7 @@ class Engine:
         self.store = store
         self.credits = credits
         self.moderation = moderation or ModerationStore(store.db)
+        self.moderators: ModeratorActions = self.moderation  # what the Admin cog may use
         self.rules = Policy(self.moderation)
         self.provider = provider
         self.config = config or EngineConfig()

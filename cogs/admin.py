@@ -15,11 +15,12 @@ from discord.ext import commands
 
 from bot import models
 from bot.errors import InputError, NotAllowedError
+from bot.moderation import ModeratorActions
 from bot.policy import validate_block
 from cogs.common import describe_options, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
-from storage.moderation import CostRule, ModerationStore
+from storage.moderation import CostRule
 from storage.rows import Job
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
         self.engine = bot.resources.engine
-        self.store: ModerationStore = self.engine.moderation
+        self.moderation: ModeratorActions = self.engine.moderators
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
@@ -148,7 +149,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         self, interaction: discord.Interaction, action: str, detail: str, target: int | None = None
     ) -> None:
         """Audit a moderator action and confirm it privately."""
-        await self.store.audit(
+        await self.moderation.audit(
             interaction.guild_id or 0, interaction.user.id, action, detail, target
         )
         log.info(
@@ -164,7 +165,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         self, interaction: discord.Interaction, member: discord.Member, credits: Credits
     ) -> None:
         """Per-member allowance."""
-        await self.store.set_user_allowance(interaction.guild_id or 0, member.id, credits)
+        await self.moderation.set_user_allowance(interaction.guild_id or 0, member.id, credits)
         await self._done(
             interaction,
             "quota.set",
@@ -181,7 +182,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         credits: app_commands.Range[int, 1, 10_000],
     ) -> None:
         """Extra credits today."""
-        await self.store.grant(
+        await self.moderation.grant(
             interaction.guild_id or 0, member.id, credits, interaction.user.id, "grant"
         )
         await self._done(
@@ -195,7 +196,9 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @app_commands.describe(member="The member")
     async def quota_reset(self, interaction: discord.Interaction, member: discord.Member) -> None:
         """Today's spent credits back."""
-        back = await self.store.reset(interaction.guild_id or 0, member.id, interaction.user.id)
+        back = await self.moderation.reset(
+            interaction.guild_id or 0, member.id, interaction.user.id
+        )
         await self._done(
             interaction,
             "quota.reset",
@@ -209,7 +212,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @app_commands.describe(credits="Credits per member per day")
     async def quota_default(self, interaction: discord.Interaction, credits: Credits) -> None:
         """The server's default allowance."""
-        await self.store.set_setting(interaction.guild_id or 0, "daily_credits", credits)
+        await self.moderation.set_setting(interaction.guild_id or 0, "daily_credits", credits)
         await self._done(
             interaction, "quota.default", f"Members now get {credits} credits per day by default."
         )
@@ -234,7 +237,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     ) -> None:
         """A cost rule."""
         rule = CostRule(model, option or "", self._cost_value(model, option, value), credits)
-        await self.store.set_cost(interaction.guild_id or 0, rule)
+        await self.moderation.set_cost(interaction.guild_id or 0, rule)
         when = f" with {rule.option}={rule.value}" if rule.option else ""
         await self._done(interaction, "cost.set", f"{model}{when} now costs {credits} credit(s).")
 
@@ -256,7 +259,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @cost.command(name="list", description="What each model costs here")
     async def cost_list(self, interaction: discord.Interaction) -> None:
         """The cost table."""
-        rules = await self.store.costs(interaction.guild_id or 0)
+        rules = await self.moderation.costs(interaction.guild_id or 0)
         lines = [
             f"• {r.model}{f' with {r.option}={r.value}' if r.option else ''}: {r.cost}"
             for r in rules
@@ -277,7 +280,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         self, interaction: discord.Interaction, credits: Credits | None = None
     ) -> None:
         """The guild's daily cap."""
-        await self.store.set_setting(interaction.guild_id or 0, "daily_cap", credits)
+        await self.moderation.set_setting(interaction.guild_id or 0, "daily_cap", credits)
         text = (
             "No daily cap for this server."
             if credits is None
@@ -296,7 +299,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         reason: app_commands.Range[str, 1, 300],
     ) -> None:
         """Ban (jobs already running finish)."""
-        await self.store.ban(interaction.guild_id or 0, member.id, reason, interaction.user.id)
+        await self.moderation.ban(interaction.guild_id or 0, member.id, reason, interaction.user.id)
         await self._done(
             interaction, "ban", f"{member.mention} can no longer make videos ({reason}).", member.id
         )
@@ -305,7 +308,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @app_commands.describe(member="The member")
     async def unban(self, interaction: discord.Interaction, member: discord.Member) -> None:
         """Lift a ban."""
-        if not await self.store.unban(interaction.guild_id or 0, member.id):
+        if not await self.moderation.unban(interaction.guild_id or 0, member.id):
             raise InputError(f"{member.mention} is not banned.")
         await self._done(
             interaction, "unban", f"{member.mention} can make videos again.", member.id
@@ -323,7 +326,9 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     ) -> None:
         """Add to the blocklist (a bad regex is refused now)."""
         clean = validate_block(pattern, regex)
-        await self.store.add_block(interaction.guild_id or 0, clean, regex, interaction.user.id)
+        await self.moderation.add_block(
+            interaction.guild_id or 0, clean, regex, interaction.user.id
+        )
         await self._done(
             interaction, "blocklist.add", f"Blocked {'regex' if regex else 'word'} `{clean}`."
         )
@@ -332,7 +337,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @app_commands.describe(pattern="The entry exactly as listed")
     async def block_remove(self, interaction: discord.Interaction, pattern: str) -> None:
         """Remove from the blocklist."""
-        if not await self.store.remove_block(interaction.guild_id or 0, pattern.strip()):
+        if not await self.moderation.remove_block(interaction.guild_id or 0, pattern.strip()):
             raise InputError(
                 f"`{pattern}` is not on the blocklist; `/videoadmin blocklist list` shows it."
             )
@@ -341,7 +346,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @blocklist.command(name="list", description="Show the blocklist")
     async def block_list(self, interaction: discord.Interaction) -> None:
         """The blocklist."""
-        entries = await self.store.blocklist(interaction.guild_id or 0)
+        entries = await self.moderation.blocklist(interaction.guild_id or 0)
         lines = [f"• `{p}`{' (regex)' if r else ''}" for p, r in entries]
         await say(interaction, short("Blocklist:\n" + ("\n".join(lines) or "• (empty)"), 2000))
 
@@ -353,7 +358,9 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         self, interaction: discord.Interaction, channel: discord.TextChannel
     ) -> None:
         """Approval on."""
-        await self.store.set_setting(interaction.guild_id or 0, "approval_channel_id", channel.id)
+        await self.moderation.set_setting(
+            interaction.guild_id or 0, "approval_channel_id", channel.id
+        )
         await self._done(
             interaction, "approval.on", f"Requests now wait for approval in {channel.mention}."
         )
@@ -361,7 +368,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @approval.command(name="off", description="Stop asking moderators to approve requests")
     async def approval_off(self, interaction: discord.Interaction) -> None:
         """Approval off (requests already waiting still need a decision)."""
-        await self.store.set_setting(interaction.guild_id or 0, "approval_channel_id", None)
+        await self.moderation.set_setting(interaction.guild_id or 0, "approval_channel_id", None)
         await self._done(interaction, "approval.off", "Requests no longer need approval.")
 
     @app_commands.command(
@@ -370,7 +377,9 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @app_commands.describe(channel="Moderators' channel (default: the approval channel)")
     async def alerts(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         """Alerts channel."""
-        await self.store.set_setting(interaction.guild_id or 0, "alerts_channel_id", channel.id)
+        await self.moderation.set_setting(
+            interaction.guild_id or 0, "alerts_channel_id", channel.id
+        )
         await self._done(interaction, "alerts", f"Alerts go to {channel.mention}.")
 
     @channels.command(
@@ -381,7 +390,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         self, interaction: discord.Interaction, channel: discord.TextChannel
     ) -> None:
         """Allow a channel."""
-        await self.store.set_channel(interaction.guild_id or 0, channel.id, True)
+        await self.moderation.set_channel(interaction.guild_id or 0, channel.id, True)
         await self._done(
             interaction, "channels.allow", f"The bot works in {channel.mention}.", channel.id
         )
@@ -392,7 +401,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         self, interaction: discord.Interaction, channel: discord.TextChannel
     ) -> None:
         """Deny a channel."""
-        await self.store.set_channel(interaction.guild_id or 0, channel.id, False)
+        await self.moderation.set_channel(interaction.guild_id or 0, channel.id, False)
         await self._done(
             interaction,
             "channels.deny",
@@ -406,7 +415,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         self, interaction: discord.Interaction, channel: discord.TextChannel
     ) -> None:
         """Remove a channel rule."""
-        await self.store.set_channel(interaction.guild_id or 0, channel.id, None)
+        await self.moderation.set_channel(interaction.guild_id or 0, channel.id, None)
         await self._done(
             interaction,
             "channels.clear",
@@ -417,7 +426,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @channels.command(name="list", description="Where the bot works")
     async def channel_list(self, interaction: discord.Interaction) -> None:
         """Channel rules."""
-        rules = await self.store.channel_rules(interaction.guild_id or 0)
+        rules = await self.moderation.channel_rules(interaction.guild_id or 0)
         allowed = [f"<#{c}>" for c, ok in rules.items() if ok]
         denied = [f"<#{c}>" for c, ok in rules.items() if not ok]
         text = f"Allowed: {', '.join(allowed) or 'everywhere the bot can read and write'}\n"
@@ -428,7 +437,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @app_commands.choices(model=MODEL_CHOICES)
     async def model_enable(self, interaction: discord.Interaction, model: str) -> None:
         """Enable a model."""
-        await self.store.set_model(interaction.guild_id or 0, model, True)
+        await self.moderation.set_model(interaction.guild_id or 0, model, True)
         await self._done(interaction, "models.enable", f"{model} is enabled.")
 
     @models_group.command(name="disable", description="Stop offering a model on this server")
@@ -436,13 +445,13 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @app_commands.choices(model=MODEL_CHOICES)
     async def model_disable(self, interaction: discord.Interaction, model: str) -> None:
         """Disable a model."""
-        await self.store.set_model(interaction.guild_id or 0, model, False)
+        await self.moderation.set_model(interaction.guild_id or 0, model, False)
         await self._done(interaction, "models.disable", f"{model} is disabled.")
 
     @models_group.command(name="list", description="Which models this server offers")
     async def model_list(self, interaction: discord.Interaction) -> None:
         """Model rules."""
-        rules = await self.store.model_rules(interaction.guild_id or 0)
+        rules = await self.moderation.model_rules(interaction.guild_id or 0)
         lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in models.MODELS]
         await say(interaction, "\n".join(lines))
 
@@ -458,7 +467,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         today = dt.datetime.fromisoformat(day_key(now)).replace(tzinfo=dt.UTC).timestamp()
         embed = discord.Embed(title="Video bot stats")
         for label, since in (("Today", today), ("Last 7 days", now - 7 * 86400)):
-            data = await self.store.stats(guild, since)
+            data = await self.moderation.stats(guild, since)
             embed.add_field(
                 name=f"{label}: per model", value=_model_lines(data["models"]), inline=False
             )
@@ -470,7 +479,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     @app_commands.command(name="audit", description="Recent moderator actions and refusals")
     async def audit(self, interaction: discord.Interaction) -> None:
         """The audit log."""
-        entries = await self.store.recent_audit(interaction.guild_id or 0, 20)
+        entries = await self.moderation.recent_audit(interaction.guild_id or 0, 20)
         lines = [
             f"{ts(e.created_at)} {f'<@{e.actor_id}>' if e.actor_id else 'bot'} **{e.action}** {short(e.detail, 150)}"
             for e in entries
@@ -481,7 +490,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
 
     async def on_job_pending_approval(self, job: Job) -> None:
         """Post the request, its pictures and the buttons in the approval channel."""
-        settings = await self.store.settings(job.guild_id)
+        settings = await self.moderation.settings(job.guild_id)
         channel_id = settings.approval_channel_id
         if channel_id is None:  # approval was switched off meanwhile: let it through
             await self.engine.approve(job.id, self.bot.user.id if self.bot.user else 0)
@@ -541,7 +550,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             f"({short(reason or 'account problem', 200)}). New requests are paused and refunded; "
             "the bot operator must check the account (balance, key or limits)."
         )
-        for guild_id, channel_id in await self.store.guilds_with_alerts():
+        for guild_id, channel_id in await self.moderation.guilds_with_alerts():
             try:
                 await self.bot.get_partial_messageable(channel_id, guild_id=guild_id).send(
                     text, allowed_mentions=discord.AllowedMentions.none()

@@ -161,6 +161,7 @@ class FakeDiscord:
         self.error_responses: list[ErrorResponse] = []
         self.unhandled_requests: list[RecordedRequest] = []
         self.server_errors: list[str] = []
+        self.cdn_downloads: list[str] = []  # filenames the CDN served, in order
 
     # lifecycle
 
@@ -527,6 +528,7 @@ class FakeDiscord:
         if stored.id in self.cdn_redirects:
             raise web.HTTPFound(self.cdn_redirects[stored.id])
         content_type = stored.content_type or "application/octet-stream"
+        self.cdn_downloads.append(stored.filename)
         return web.Response(body=stored.data, headers={"Content-Type": content_type})
 
     # commands
