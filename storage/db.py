@@ -8,6 +8,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +32,10 @@ class Database:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        # `run` transactions: a plain sqlite3 connection on one thread of its own (aiosqlite
+        # has no public way to run a function on its thread); `_lock` keeps them one at a time.
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-run")
+        self._raw: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -42,10 +47,14 @@ class Database:
             await conn.execute(pragma)
         db = cls(conn, path)
         await db.migrate()
+        db._raw = await db._on_runner(_connect_raw, path)
         return db
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
+        if self._raw is not None:
+            await self._on_runner(self._raw.close)
+        self._runner.shutdown(wait=False)
         await self.conn.close()
 
     async def migrate(self) -> int:
@@ -76,10 +85,14 @@ class Database:
 
         One thread hand-off for the whole transaction instead of one per statement: a credit
         reservation is ~8 statements, and the hand-offs, not SQLite, limited it to ~260/s.
-        aiosqlite only offers this as `_execute` (pinned in requirements.lock).
         """
+        assert self._raw is not None, "Database.open sets up the runner connection"
         async with self._lock:
-            return await self.conn._execute(_in_transaction, self.conn._conn, fn)
+            return await self._on_runner(_in_transaction, self._raw, fn)
+
+    async def _on_runner(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call `fn` on the runner thread (where its sqlite3 connection lives)."""
+        return await asyncio.get_running_loop().run_in_executor(self._runner, fn, *args)
 
     async def fetchone(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         """One row (or None), outside any writer transaction."""
@@ -107,6 +120,15 @@ class Database:
     async def set_meta(self, key: str, value: str) -> None:
         """Store a value in the `meta` table."""
         await self.execute(sql.UPSERT_META, (key, value))
+
+
+def _connect_raw(path: Path) -> sqlite3.Connection:
+    """The runner's connection, set up like the main one (on the runner thread)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    for pragma in sql.PRAGMAS:
+        conn.execute(pragma)
+    return conn
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
