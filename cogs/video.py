@@ -22,7 +22,7 @@ from bot.engine import JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
-from bot.models import DEFAULT_MODEL, Mode, VideoOptions
+from bot.models import DEFAULT_MODEL, OPTION_HELP, Mode, VideoOptions
 from cogs.buttons import JobButton
 from cogs.common import (
     IMAGE_SUFFIXES,
@@ -77,19 +77,6 @@ def choices(mode: Mode, option: str) -> list[Choice[Any]]:
 def model_choices(mode: Mode) -> list[Choice[str]]:
     """The models that offer a mode."""
     return [Choice(name=name, value=name) for name in models.models_for(mode)]
-
-
-OPTION_HELP = {
-    "model": "Which Z.AI model makes the video",
-    "quality": "cogvideox-3: speed (faster) or quality (better)",
-    "audio": "Add AI sound effects or music",
-    "size": "Resolution (each model supports its own sizes)",
-    "duration": "Length in seconds (each model supports its own)",
-    "fps": "cogvideox-3 frame rate",
-    "style": "viduq1-text: general or anime",
-    "aspect_ratio": "Vidu text and reference: 16:9, 9:16 or 1:1",
-    "movement": "Vidu: how much things move",
-}
 
 
 def image_attachments(message: discord.Message) -> list[discord.Attachment]:

@@ -158,6 +158,6 @@ def test_model_names_live_only_in_the_model_table() -> None:
         for path in sources(*LAYERS)
         if path.name != "models.py"
         for line, text in string_constants(path)
-        if names.fullmatch(text)
+        if names.search(text)
     ]
     assert found == []
