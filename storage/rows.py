@@ -9,57 +9,9 @@ from typing import Any
 from storage.states import JobState
 
 
-@dataclass(frozen=True)
-class Job:
-    """One row of `jobs`."""
-
-    id: int
-    guild_id: int
-    channel_id: int
-    user_id: int
-    model: str
-    mode: str
-    prompt: str | None
-    options: dict[str, Any]
-    origin: str
-    parent_job_id: int | None
-    cost: int
-    credit_day: str
-    request_id: str
-    task_id: str | None
-    state: JobState
-    created_at: float
-    updated_at: float
-    submitted_at: float | None
-    finished_at: float | None
-    delivered_at: float | None
-    attempts: int
-    polls: int
-    next_attempt_at: float | None
-    next_poll_at: float | None
-    video_url: str | None
-    cover_url: str | None
-    error_code: str | None
-    error_message: str | None
-    refunded: int
-    upload_limit: int | None
-    status_message_id: int | None
-    result_message_id: int | None
-    approval_message_id: int | None
-    decided_by: int | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Job:
-        """Build from a row selected with JOB_COLUMNS."""
-        values = dict(row)
-        values["options"] = json.loads(values["options"])
-        values["state"] = JobState(values["state"])
-        return cls(**values)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NewJob:
-    """What the engine asks the store to accept."""
+    """What the engine asks the store to accept: the columns INSERT_JOB fills from it."""
 
     guild_id: int
     channel_id: int
@@ -74,6 +26,41 @@ class NewJob:
     parent_job_id: int | None = None
     state: JobState = JobState.QUEUED
     upload_limit: int | None = None  # bytes the requesting channel accepts, when known
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(NewJob):
+    """One row of `jobs`: what was asked, and what became of it."""
+
+    id: int
+    credit_day: str
+    task_id: str | None
+    created_at: float
+    updated_at: float
+    submitted_at: float | None
+    finished_at: float | None
+    delivered_at: float | None
+    attempts: int
+    polls: int
+    next_attempt_at: float | None
+    next_poll_at: float | None
+    video_url: str | None
+    cover_url: str | None
+    error_code: str | None
+    error_message: str | None
+    refunded: int
+    status_message_id: int | None
+    result_message_id: int | None
+    approval_message_id: int | None
+    decided_by: int | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        """Build from a row selected with JOB_COLUMNS."""
+        values = dict(row)
+        values["options"] = json.loads(values["options"])
+        values["state"] = JobState(values["state"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from bot.schedule import PollPolicy
 from storage.credits import day_key
 from storage.db import Database
-from storage.jobs import NewJob, _job_params
+from storage.rows import NewJob, insert_params
 from storage.sql import INSERT_JOB
 from tests.bench.common import Context, Figure, Goal, Table, fmt
 from tests.bench.probe import scheduler_probe
@@ -46,7 +46,7 @@ async def _fill(path: Path, count: int) -> None:
             cost=1,
             request_id=uuid.uuid4().hex,
         )
-        rows.append(_job_params(new, day_key(now), now))
+        rows.append(insert_params(new, day_key(now), now))
     async with db.transaction() as conn:
         await conn.executemany(INSERT_JOB, rows)
     await db.close()
