@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storage.rows import insert_columns, job_columns
-from storage.states import AT_PROVIDER, GENERATED, SERVED, UNFINISHED, sql_in
+from storage.states import AT_PROVIDER, GENERATED, SERVED, UNFINISHED, sql_in, sql_literal
 from storage.states import JobState as S
 
 # Migrations: index + 1 is the schema version stored in PRAGMA user_version.
@@ -160,14 +160,28 @@ PRAGMAS = (
     "PRAGMA busy_timeout=5000",
 )
 
+
+# State literals and IN lists for the statements below, made from storage/states.py.
+PENDING_APPROVAL = sql_literal(S.PENDING_APPROVAL)
+QUEUED = sql_literal(S.QUEUED)
+SUBMITTING = sql_literal(S.SUBMITTING)
+PROCESSING = sql_literal(S.PROCESSING)
+SUCCEEDED = sql_literal(S.SUCCEEDED)
+DELIVERED = sql_literal(S.DELIVERED)
+REFUSED = sql_literal(S.REFUSED)
+UNFINISHED_IN = sql_in(UNFINISHED)
+AT_PROVIDER_IN = sql_in(AT_PROVIDER)
+SERVED_IN = sql_in(SERVED)
+GENERATED_IN = sql_in(GENERATED)
+FAILURES_IN = sql_in((S.FAILED, S.UNDELIVERABLE))
+
 # --- jobs -------------------------------------------------------------------------------------
 
 JOB_COLUMNS = ", ".join(job_columns())
 
-INSERT_JOB = (
-    f"INSERT INTO jobs ({', '.join(insert_columns())}) "  # noqa: S608 (column names)
-    f"VALUES ({', '.join(':' + c for c in insert_columns())})"
-)
+INSERT_COLUMNS = ", ".join(insert_columns())
+INSERT_VALUES = ", ".join(":" + c for c in insert_columns())
+INSERT_JOB = f"INSERT INTO jobs ({INSERT_COLUMNS}) VALUES ({INSERT_VALUES})"  # noqa: S608
 
 INSERT_JOB_INPUT = """
 INSERT INTO job_inputs (job_id, idx, mime, width, height, data)
@@ -187,10 +201,10 @@ SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DE
 SELECT_JOBS_IN_STATES = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (%s) ORDER BY id"  # noqa: S608
 
 COUNT_USER_UNFINISHED = f"""
-SELECT count(*) FROM jobs WHERE user_id = ? AND state IN {sql_in(UNFINISHED)}
+SELECT count(*) FROM jobs WHERE user_id = ? AND state IN {UNFINISHED_IN}
 """  # noqa: S608 (enum values)
 
-COUNT_ACTIVE = f"SELECT count(*) FROM jobs WHERE state IN {sql_in(AT_PROVIDER)}"  # noqa: S608
+COUNT_ACTIVE = f"SELECT count(*) FROM jobs WHERE state IN {AT_PROVIDER_IN}"  # noqa: S608
 
 # Fair order of the queue: each user's k-th queued job ranks after everyone's (k-1)-th, counting
 # the jobs a user already has at the provider, so one user's ten jobs do not block others' one.
@@ -199,14 +213,14 @@ COUNT_ACTIVE = f"SELECT count(*) FROM jobs WHERE state IN {sql_in(AT_PROVIDER)}"
 _FAIR_RANKING = f"""
 WITH active AS (
     SELECT user_id, count(*) AS n FROM jobs
-    WHERE state IN {sql_in(SERVED)}
+    WHERE state IN {SERVED_IN}
     GROUP BY user_id
 ),
 ranked AS (
     SELECT j.id,
            ROW_NUMBER() OVER (PARTITION BY j.user_id ORDER BY j.id) + coalesce(a.n, 0) AS turn
     FROM jobs j LEFT JOIN active a ON a.user_id = j.user_id
-    WHERE j.state = '{S.QUEUED}'
+    WHERE j.state = {QUEUED}
 )
 """  # noqa: S608
 
@@ -225,51 +239,51 @@ WHERE ranked.turn < me.turn OR (ranked.turn = me.turn AND ranked.id < me.id)
 
 SELECT_DUE_POLLS = f"""
 SELECT {JOB_COLUMNS} FROM jobs
-WHERE state = '{S.PROCESSING}' AND next_poll_at <= ?
+WHERE state = {PROCESSING} AND next_poll_at <= ?
 ORDER BY next_poll_at LIMIT ?
 """  # noqa: S608
 
 # Only future times: what is due already waits for a slot or a poll in flight, whose end wakes.
 SELECT_NEXT_WAKE = f"""
 SELECT min(t) FROM (
-    SELECT min(next_poll_at) AS t FROM jobs WHERE state = '{S.PROCESSING}' AND next_poll_at > ?
+    SELECT min(next_poll_at) AS t FROM jobs WHERE state = {PROCESSING} AND next_poll_at > ?
     UNION ALL
-    SELECT min(next_attempt_at) FROM jobs WHERE state = '{S.QUEUED}' AND next_attempt_at > ?
+    SELECT min(next_attempt_at) FROM jobs WHERE state = {QUEUED} AND next_attempt_at > ?
 )
 """  # noqa: S608
 
 SELECT_RECENT_DURATIONS = f"""
 SELECT finished_at - submitted_at FROM jobs
 WHERE model = ? AND finished_at IS NOT NULL AND submitted_at IS NOT NULL
-  AND state IN {sql_in(GENERATED)}
+  AND state IN {GENERATED_IN}
 ORDER BY id DESC LIMIT ?
 """  # noqa: S608
 
 MARK_SUBMITTING = f"""
-UPDATE jobs SET state = '{S.SUBMITTING}', attempts = attempts + 1, updated_at = ?
-WHERE id = ? AND state = '{S.QUEUED}'
+UPDATE jobs SET state = {SUBMITTING}, attempts = attempts + 1, updated_at = ?
+WHERE id = ? AND state = {QUEUED}
 """  # noqa: S608 (enum values)
 
 MARK_PROCESSING = f"""
-UPDATE jobs SET state = '{S.PROCESSING}', task_id = ?, submitted_at = ?, next_poll_at = ?, updated_at = ?
-WHERE id = ? AND state = '{S.SUBMITTING}'
+UPDATE jobs SET state = {PROCESSING}, task_id = ?, submitted_at = ?, next_poll_at = ?, updated_at = ?
+WHERE id = ? AND state = {SUBMITTING}
 """  # noqa: S608 (enum values)
 
 MARK_REQUEUED = f"""
-UPDATE jobs SET state = '{S.QUEUED}', next_attempt_at = ?, error_code = ?, error_message = ?,
+UPDATE jobs SET state = {QUEUED}, next_attempt_at = ?, error_code = ?, error_message = ?,
        updated_at = ?
-WHERE id = ? AND state = '{S.SUBMITTING}'
+WHERE id = ? AND state = {SUBMITTING}
 """  # noqa: S608 (enum values)
 
 MARK_POLLED = f"""
 UPDATE jobs SET polls = polls + 1, next_poll_at = ?, updated_at = ?
-WHERE id = ? AND state = '{S.PROCESSING}'
+WHERE id = ? AND state = {PROCESSING}
 """  # noqa: S608 (enum values)
 
 MARK_SUCCEEDED = f"""
-UPDATE jobs SET state = '{S.SUCCEEDED}', polls = polls + 1, finished_at = ?, video_url = ?,
+UPDATE jobs SET state = {SUCCEEDED}, polls = polls + 1, finished_at = ?, video_url = ?,
        cover_url = ?, updated_at = ?
-WHERE id = ? AND state = '{S.PROCESSING}'
+WHERE id = ? AND state = {PROCESSING}
 """  # noqa: S608 (enum values)
 
 # A job ends badly at most once: the state guard makes the refund below happen once.
@@ -280,8 +294,8 @@ WHERE id = ? AND state IN (%s)
 """
 
 MARK_DELIVERED = f"""
-UPDATE jobs SET state = '{S.DELIVERED}', delivered_at = ?, result_message_id = ?, updated_at = ?
-WHERE id = ? AND state = '{S.SUCCEEDED}'
+UPDATE jobs SET state = {DELIVERED}, delivered_at = ?, result_message_id = ?, updated_at = ?
+WHERE id = ? AND state = {SUCCEEDED}
 """  # noqa: S608 (enum values)
 
 SET_STATUS_MESSAGE = "UPDATE jobs SET status_message_id = ?, updated_at = ? WHERE id = ?"
@@ -353,7 +367,7 @@ ON CONFLICT (guild_id, user_id) DO UPDATE SET daily_credits = excluded.daily_cre
 SUM_UNFINISHED_COST = f"""
 SELECT coalesce(sum(cost), 0) FROM jobs
 WHERE guild_id = ? AND user_id = ? AND credit_day = ? AND refunded = 0
-  AND state IN {sql_in(UNFINISHED)}
+  AND state IN {UNFINISHED_IN}
 """  # noqa: S608
 
 # --- moderation -------------------------------------------------------------------------------
@@ -409,8 +423,8 @@ WHERE guild_id = ? ORDER BY id DESC LIMIT ?
 """
 
 APPROVE_JOB = f"""
-UPDATE jobs SET state = '{S.QUEUED}', decided_by = ?, next_attempt_at = ?, updated_at = ?
-WHERE id = ? AND state = '{S.PENDING_APPROVAL}'
+UPDATE jobs SET state = {QUEUED}, decided_by = ?, next_attempt_at = ?, updated_at = ?
+WHERE id = ? AND state = {PENDING_APPROVAL}
 """  # noqa: S608 (enum values)
 
 SET_APPROVAL_MESSAGE = "UPDATE jobs SET approval_message_id = ?, updated_at = ? WHERE id = ?"
@@ -420,15 +434,15 @@ SET_DECIDED_BY = "UPDATE jobs SET decided_by = ? WHERE id = ?"
 STATS_BY_MODEL = f"""
 SELECT model, count(*) AS jobs,
        sum(CASE WHEN refunded = 0 THEN cost ELSE 0 END) AS credits,
-       sum(CASE WHEN state IN {sql_in((S.FAILED, S.UNDELIVERABLE))} THEN 1 ELSE 0 END) AS failures,
-       sum(CASE WHEN state = '{S.REFUSED}' THEN 1 ELSE 0 END) AS refused
+       sum(CASE WHEN state IN {FAILURES_IN} THEN 1 ELSE 0 END) AS failures,
+       sum(CASE WHEN state = {REFUSED} THEN 1 ELSE 0 END) AS refused
 FROM jobs WHERE guild_id = ? AND created_at >= ?
 GROUP BY model ORDER BY jobs DESC
 """  # noqa: S608 (enum values)
 
 STATS_TOP_USERS = f"""
 SELECT user_id, count(*) AS jobs, sum(CASE WHEN refunded = 0 THEN cost ELSE 0 END) AS credits,
-       sum(CASE WHEN state = '{S.REFUSED}' THEN 1 ELSE 0 END) AS refused
+       sum(CASE WHEN state = {REFUSED} THEN 1 ELSE 0 END) AS refused
 FROM jobs WHERE guild_id = ? AND created_at >= ?
 GROUP BY user_id ORDER BY jobs DESC, credits DESC LIMIT ?
 """  # noqa: S608 (enum values)

@@ -35,6 +35,11 @@ ENDED_BADLY = (S.FAILED, S.REFUSED, S.REJECTED, S.UNDELIVERABLE)
 FINAL = (S.DELIVERED, *ENDED_BADLY)
 
 
+def sql_literal(state: JobState) -> str:
+    """A state as an SQL string literal, e.g. `'queued'` (enum values only, so nothing to escape)."""
+    return "'" + JobState(state).value + "'"
+
+
 def sql_in(states: Iterable[JobState]) -> str:
-    """An SQL IN list of state literals, e.g. `('queued', 'processing')` (enum values only)."""
-    return "(" + ", ".join(f"'{JobState(s).value}'" for s in states) + ")"
+    """An SQL IN list of state literals, e.g. `('queued', 'processing')`."""
+    return "(" + ", ".join(sql_literal(s) for s in states) + ")"
