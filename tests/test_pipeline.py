@@ -213,11 +213,16 @@ async def private_text_matching(interaction: FakeInteraction, text: str) -> str:
 # --- a charged job is never reported as an error ------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["reroll", "extend"])
-async def test_a_charged_job_is_not_reported_as_an_error(h: Harness, action: str) -> None:
+@pytest.mark.parametrize("entry", ["slash", "menu", "reroll", "extend"])
+async def test_a_charged_job_is_not_reported_as_an_error(h: Harness, entry: str) -> None:
     first = await delivered_first(h)
     h.discord.set_permissions(h.channel, send=False)  # the status message cannot be posted
-    interaction = await h.discord.click(h.guild, h.channel, h.alice, first, f"video:{action}:1")
+    if entry == "slash":
+        interaction = await slash(h, "text", prompt="again")
+    elif entry == "menu":
+        interaction = await menu(h, 1)
+    else:
+        interaction = await h.discord.click(h.guild, h.channel, h.alice, first, f"video:{entry}:1")
     answer = await private_text_matching(interaction, "video #2")
     assert "Accepted as video #2" in answer and "went wrong" not in answer
     assert await charged(h, 2) == 1

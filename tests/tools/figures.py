@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGES = ("bot", "cogs", "storage", "tests")
+RANK = {"storage": 0, "bot": 1, "cogs": 2}  # imports may only go to an equal or lower rank
 
 
 def modules(root: Path, package: str) -> list[Path]:
@@ -57,6 +58,12 @@ def main(root: Path) -> None:
         )
     for package in PACKAGES:
         print(f"{package} -> {', '.join(sorted(graph[package])) or '(nothing)'}")
+    for path in (p for package in PACKAGES[:3] for p in modules(root, package)):
+        rel = path.relative_to(root).as_posix()
+        own = rel.split("/")[0]
+        for target in sorted(imported_packages(path) - {own}):
+            if RANK.get(target, -1) > RANK[own]:
+                print(f"upward: {rel} -> {target}")
 
 
 if __name__ == "__main__":
