@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot import models
 from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
@@ -186,16 +186,8 @@ class Engine:
         settings = await self.moderation.settings(req.guild_id)
         state = JobState.PENDING_APPROVAL if settings.approval_channel_id else JobState.QUEUED
         quote = Quote(req, prompt, cost, state, reuse_inputs)
-        allowance = await self.credits.allowance(req.guild_id, req.user_id)
-        await self._refusing(
-            quote,
-            self.store.check_admission(
-                self._new_job(quote),
-                allowance=allowance,
-                max_inflight=self.config.max_inflight_per_user,
-                guild_cap=settings.daily_cap,
-            ),
-        )
+        limits = await self._limits(req)
+        await self._refusing(quote, self.store.check_admission(self._new_job(quote), **limits))
         return quote
 
     async def quote_again(self, job_id: int, user_id: int, origin: Origin) -> Quote:
@@ -223,18 +215,8 @@ class Engine:
         """Check the pictures, then reserve the quoted cost and queue the job in one transaction."""
         req = quote.request
         stored = await self._pictures(quote, images)
-        settings = await self.moderation.settings(req.guild_id)
-        allowance = await self.credits.allowance(req.guild_id, req.user_id)
-        job = await self._refusing(
-            quote,
-            self.store.create(
-                self._new_job(quote),
-                stored,
-                allowance=allowance,
-                max_inflight=self.config.max_inflight_per_user,
-                guild_cap=settings.daily_cap,
-            ),
-        )
+        limits = await self._limits(req)
+        job = await self._refusing(quote, self.store.create(self._new_job(quote), stored, **limits))
         log.info(
             "job %d accepted (%s): %s/%s for user %d",
             job.id,
@@ -279,6 +261,15 @@ class Engine:
             state=quote.state,
             upload_limit=req.upload_limit,
         )
+
+    async def _limits(self, req: JobRequest) -> dict[str, Any]:
+        """What the store admits a member's job within: credits, in-flight slots, server cap."""
+        settings = await self.moderation.settings(req.guild_id)
+        return {
+            "allowance": await self.credits.allowance(req.guild_id, req.user_id),
+            "max_inflight": self.config.max_inflight_per_user,
+            "guild_cap": settings.daily_cap,
+        }
 
     async def _refusing(self, quote: Quote, admission: Awaitable[T]) -> T:
         """Run a store admission; its refusal becomes the member's message (and is audited)."""
