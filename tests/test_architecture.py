@@ -35,9 +35,9 @@ def imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def upward_imports(path: Path) -> list[str]:
+def upward_imports(path: Path, root: Path = ROOT) -> list[str]:
     """Imports of a higher layer than the file's own."""
-    rel = path.relative_to(ROOT).as_posix()
+    rel = path.relative_to(root).as_posix()
     own = LAYERS[rel.split("/")[0]]
     return [
         f"{rel}:{line} imports {module}"
@@ -53,12 +53,10 @@ def test_imports_go_one_way() -> None:
 
 
 def test_the_import_check_sees_an_upward_import(tmp_path: Path) -> None:
-    bad = ROOT / "storage" / "_probe_upward.py"
-    bad.write_text("from bot.errors import QuotaError\n")
-    try:
-        assert upward_imports(bad) == ["storage/_probe_upward.py:1 imports bot.errors"]
-    finally:
-        bad.unlink()
+    (tmp_path / "storage").mkdir()
+    bad = tmp_path / "storage" / "probe.py"
+    bad.write_text("import json\n\n\ndef f():\n    from bot.errors import QuotaError\n")
+    assert upward_imports(bad, tmp_path) == ["storage/probe.py:5 imports bot.errors"]
 
 
 def test_storage_speaks_no_user_text() -> None:
