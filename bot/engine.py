@@ -414,13 +414,18 @@ class Engine:
 
     async def _submit(self, job: Job) -> None:
         """Send one job to the provider; its state says what happened whatever the outcome."""
+        sending = False
         try:
             body = await self._body(job)
             failpoint("before_submit")
+            sending = True
             task_id = await self.provider.submit(body)
             failpoint("after_submit")
         except ProviderError as exc:
             await self._submit_failed(job, exc)
+        except Exception as exc:  # a bug must not leave the job `submitting`, holding a slot
+            log.exception("job %d: unexpected error in submit", job.id)
+            await self._submit_failed(job, _internal_error(exc, sent=sending))
         else:
             first = time.time() + self.schedule.first_delay(job.model)
             await self.store.mark_processing(job.id, task_id, first)
@@ -495,6 +500,9 @@ class Engine:
             await self._apply_poll(job, state)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
+        except Exception as exc:  # a bug must not leave the job due (re-polled in a tight loop)
+            log.exception("job %d: unexpected error in poll", job.id)
+            await self._poll_failed(job, _internal_error(exc, sent=False))
         finally:
             self._busy.discard(job.id)
             self.wake()
@@ -548,6 +556,12 @@ class Engine:
                 self.listener.job_event(event, job), name=f"event-{event.value}-job-{job.id}"
             )
             self._track(self._events, task)
+
+
+def _internal_error(exc: Exception, *, sent: bool) -> ProviderError:
+    """An unexpected exception as a provider error: ambiguous once a submit may have left."""
+    kind = ProviderErrorKind.AMBIGUOUS if sent else ProviderErrorKind.RETRY
+    return ProviderError(kind, "internal_error", f"{type(exc).__name__} in the bot")
 
 
 __all__ = [

@@ -76,7 +76,7 @@ MEDIA_CHUNK = 64 * 1024
 DEFAULT_CODES = {400: "1210", 401: "1000", 404: "1214", 429: "1302"}
 RAW_BODY = web.RequestKey("fake_zai_raw_body", bytes)
 
-FaultKind = Literal["http", "reset", "delay", "accept_then_drop", "slow_body"]
+FaultKind = Literal["http", "reset", "delay", "accept_then_drop", "slow_body", "raw"]
 RequestKind = Literal["submit", "poll", "media"]
 TaskStatus = Literal["PROCESSING", "SUCCESS", "FAIL"]
 GenerationSeconds = float | Callable[[str, dict[str, Any]], float]
@@ -303,6 +303,12 @@ class Fault:
     message: str = ""
     retry_after: float | None = None
     seconds: float = 0.0
+    body: str = ""  # the raw answer of a "raw" fault
+
+    @classmethod
+    def raw(cls, status: int, body: str) -> Fault:
+        """Answer `status` with exactly `body` (JSON or not): odd shapes the real API may send."""
+        return cls("raw", status, body=body)
 
     @classmethod
     def http(
@@ -687,6 +693,10 @@ class FakeZai:
             return await handle()
         if fault.kind == "http":
             return self._fault_response(fault)
+        if fault.kind == "raw":
+            return web.Response(
+                status=fault.status, text=fault.body, content_type="application/json"
+            )
         if fault.kind == "reset":
             return self._drop(request)
         if fault.kind == "delay":
