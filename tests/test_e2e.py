@@ -116,10 +116,18 @@ REFUSALS = [
     ("image", {"image": ("cat.png", b"just some text, honest", "image/png")}, "not a picture"),
     ("image", {"image": ("cat.png", b"", "image/png")}, "empty"),
     ("image", {"image": ("a.gif", make_gif(True), "image/gif")}, "nimated"),
-    ("image", {"image": ("thin.png", make_png(10, 400), "image/png")}, "within 1:4"),
+    (
+        "image",
+        {"image": ("thin.png", make_png(10, 400), "image/png"), "model": "vidu2-image"},
+        "less than 4 times",
+    ),
     (
         "frames",
-        {"first": "png", "last": ("big.png", make_png(640, 480), "image/png")},
+        {
+            "first": "png",
+            "last": ("big.png", make_png(640, 480), "image/png"),
+            "model": "viduq1-start-end",
+        },
         "similar resolutions",
     ),
     ("reference", {"image1": ("tiny.png", make_png(100, 100), "image/png")}, "128×128"),

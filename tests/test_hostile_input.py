@@ -187,8 +187,8 @@ CASES = [
     Case("body_over_25_mb_despite_metadata", "larger than 25 MB", options=image(lying)),
     Case(
         "one_by_ten_thousand_pixels",
-        "within 1:4",
-        options=image(file("line.png", make_png(1, 10000), "image/png")),
+        "less than 4 times",
+        options=image(file("line.png", make_png(1, 10000), "image/png"), model="vidu2-image"),
     ),
     Case(
         "decompression_bomb",
