@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import InputError
 from bot.images import ImageInfo
+from bot.text import strip_invisible
 
 PROMPT_MAX = 512
 MB = 1024 * 1024
@@ -319,11 +320,11 @@ def _literal_values(annotation: Any) -> tuple[Any, ...]:
 
 
 def clean_prompt(prompt: str | None) -> str | None:
-    """Drop control characters and outer whitespace; None when nothing is left."""
+    """Drop control and invisible characters and outer whitespace; None when nothing is left."""
     if prompt is None:
         return None
     kept = "".join(ch for ch in prompt if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
-    kept = kept.strip()
+    kept = strip_invisible(kept).strip()  # e.g. U+034F, variation selectors, tag characters
     return kept or None
 
 
