@@ -77,6 +77,7 @@ class Prepared:
     prompt: str | None
     images: tuple[StoredImage, ...]
     cost: int
+    first_frame_only: bool = False  # an animated picture was given: its first frame is used
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,13 @@ class EngineConfig:
 
 def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
     """Inspect, check against the model's rules and fit under its byte limit (CPU-bound)."""
+    return _prepare_images(model, mode, images)[0]
+
+
+def _prepare_images(
+    model: str, mode: Mode, images: Sequence[bytes]
+) -> tuple[tuple[StoredImage, ...], bool]:
+    """prepare_images, and whether an animation was reduced to its first frame."""
     spec = models.get_spec(model)
     infos: list[ImageInfo] = [inspect_image(data) for data in images]
     models.check_images(model, mode, infos)
@@ -100,7 +108,7 @@ def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[Sto
         fitted, mime = fit_image(data, max_bytes=spec.max_image_bytes, formats=spec.image_formats)
         info = inspect_image(fitted)
         stored.append(StoredImage(mime, info.width, info.height, fitted))
-    return tuple(stored)
+    return tuple(stored), any(info.animated for info in infos)
 
 
 class Engine:
@@ -152,11 +160,11 @@ class Engine:
     async def prepare(self, request: JobRequest) -> Prepared:
         """Every check that needs no credit: prompt, options, images (in a thread)."""
         prompt = models.check_request(request.model, request.mode, request.prompt, request.options)
-        images = await asyncio.to_thread(
-            prepare_images, request.model, request.mode, request.images
+        images, first_frame = await asyncio.to_thread(
+            _prepare_images, request.model, request.mode, request.images
         )
         cost = await self.cost_for(request.guild_id, request.model, request.options)
-        return Prepared(request, prompt, images, cost)
+        return Prepared(request, prompt, images, cost, first_frame)
 
     async def accept(self, prepared: Prepared) -> Job:
         """Check the rules, reserve the credit and queue the job in one transaction."""
