@@ -29,6 +29,12 @@ _PROBES = ("a" * 200 + "!", "a " * 100 + "!", "0" * 200 + "x", " " * 200 + "!")
 Alert = Callable[[int, str], Awaitable[None]]
 
 
+def _probes(pattern: str) -> list[str]:
+    """Strings that make a backtracking pattern show itself: runs of each letter it names."""
+    letters = list(dict.fromkeys(c for c in pattern.casefold() if c.isalnum()))[:8]
+    return [*_PROBES, *(c * 200 + "!" for c in letters)]
+
+
 @functools.lru_cache(maxsize=1024)
 def compile_block(pattern: str, is_regex: bool) -> regex.Pattern[str]:
     r"""A blocklist entry as a case-insensitive regex over skeletons; plain words match whole
@@ -52,7 +58,7 @@ def validate_block(pattern: str, is_regex: bool) -> str:
             f"`{pattern}` is not a valid regular expression ({exc}). Fix it and add it again."
         ) from None
     try:
-        for probe in _PROBES:
+        for probe in _probes(pattern):
             compiled.search(probe, timeout=MATCH_BUDGET, concurrent=True)
     except TimeoutError:
         raise InputError(

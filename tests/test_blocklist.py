@@ -117,3 +117,29 @@ async def test_invisible_and_look_alike_characters_do_not_bypass(
 def test_the_prompt_is_sent_as_typed_minus_invisible_characters() -> None:
     typed = "Ｃafé nu\u034fde\ufe0f \U000e0100пример 👨\u200d👩\u200d👧"
     assert models.clean_prompt(typed) == "Ｃafé nude пример 👨👩👧"
+
+
+@pytest.fixture
+async def h(tmp_path):
+    """A running bot (fake Discord and Z.AI)."""
+    from tests.harness import harness
+
+    async with harness(tmp_path) as running:
+        yield running
+
+
+async def test_through_the_bot_an_undecided_prompt_is_refused_and_the_alert_posted_once(
+    h,
+) -> None:
+    from tests.test_moderation import admin, ask, spent
+
+    await admin(h, "alerts", channel=h.guild.channel("mods"))
+    # Stored as an older version would have (add now refuses it).
+    await h.resources.engine.moderation.add_block(h.guild.id, r"(a|aa)+$", True, h.mod.id)
+    for member in (h.alice, h.bob):
+        assert "in time" in await ask(h, member, prompt="a" * 60 + "!")
+    alerts = [m for m in h.discord.messages(h.guild.channel("mods")) if "(a|aa)+$" in m.content]
+    assert len(alerts) == 1
+    assert h.zai.requests == [] and await spent(h) == 0
+    assert "Blocked regex" in await admin(h, "blocklist add", pattern=r"\bnu+de\b", regex=True)
+    assert "too long to check" in await admin(h, "blocklist add", pattern=r"(b|bb)+$", regex=True)
