@@ -27,11 +27,15 @@ def main(argv: list[str]) -> int:
         print("See .env.example for every setting.", file=sys.stderr)
         return 1
     from bot.runner import run
+    from storage.db import DatabaseError
 
     try:
         asyncio.run(run(settings))
     except KeyboardInterrupt:
         pass
+    except DatabaseError as exc:  # another process on the file, a newer schema: say so plainly
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

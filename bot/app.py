@@ -14,7 +14,7 @@ from bot.schedule import PollPolicy
 from bot.settings import Settings
 from bot.zai import DEFAULT_TIMEOUT, ZaiClient
 from storage.credits import Credits
-from storage.db import Database
+from storage.db import Database, ProcessLock
 from storage.jobs import JobStore
 
 SCRATCH_DIR = "scratch"  # emptied at every start: what is there was left by a killed process
@@ -47,8 +47,14 @@ def engine_config(settings: Settings) -> EngineConfig:
 async def open_resources(
     settings: Settings, policy: PollPolicy | None = None
 ) -> AsyncIterator[Resources]:
-    """Open the database and the one HTTP client, build the engine; close all on exit."""
-    db = await Database.open(settings.database_path)
+    """Take the database's process lock, open it and the one HTTP client, build the engine."""
+    lock = ProcessLock(settings.database_path)
+    lock.acquire()
+    try:
+        db = await Database.open(settings.database_path)
+    except BaseException:
+        lock.release()
+        raise
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
     http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=limits, follow_redirects=False)
     try:
@@ -59,3 +65,4 @@ async def open_resources(
     finally:
         await http.aclose()
         await db.close()
+        lock.release()

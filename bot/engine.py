@@ -126,6 +126,13 @@ class EngineConfig:
 
 def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
     """Inspect, check against the model's rules and fit under its byte limit (CPU-bound)."""
+    return prepare_pictures(model, mode, images)[0]
+
+
+def prepare_pictures(
+    model: str, mode: Mode, images: Sequence[bytes]
+) -> tuple[tuple[StoredImage, ...], bool]:
+    """prepare_images, and whether an animation was reduced to its first frame."""
     spec = models.get_spec(model)
     infos: list[ImageInfo] = [inspect_image(data) for data in images]
     models.check_images(model, mode, infos)
@@ -134,7 +141,7 @@ def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[Sto
         fitted, mime = fit_image(data, max_bytes=spec.max_image_bytes, formats=spec.image_formats)
         info = inspect_image(fitted)
         stored.append(StoredImage(mime, info.width, info.height, fitted))
-    return tuple(stored)
+    return tuple(stored), any(info.animated for info in infos)
 
 
 class Engine:
@@ -362,6 +369,10 @@ class Engine:
         """Remember the moderators' approval request of a job."""
         await self.store.set_approval_message(job_id, message_id)
 
+    async def add_block(self, guild_id: int, pattern: str, is_regex: bool, actor_id: int) -> str:
+        """A moderator's blocklist entry, checked for syntax, length and speed; the stored form."""
+        return await self.rules.add_block(guild_id, pattern, is_regex, actor_id)
+
     # --- reports from the front end -------------------------------------------------------
 
     async def mark_delivered(self, job_id: int, message_id: int | None) -> bool:
@@ -495,13 +506,18 @@ class Engine:
 
     async def _submit(self, job: Job) -> None:
         """Send one job to the provider; its state says what happened whatever the outcome."""
+        sending = False
         try:
             body = await self._body(job)
             failpoint("before_submit")
+            sending = True
             task_id = await self.provider.submit(body)
             failpoint("after_submit")
         except ProviderError as exc:
             await self._submit_failed(job, exc)
+        except Exception as exc:  # a bug must not leave the job `submitting`, holding a slot
+            log.exception("job %d: unexpected error in submit", job.id)
+            await self._submit_failed(job, _internal_error(exc, sent=sending))
         else:
             first = time.time() + self.schedule.first_delay(job.model)
             await self.store.mark_processing(job.id, task_id, first)
@@ -576,6 +592,9 @@ class Engine:
             await self._apply_poll(job, state)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
+        except Exception as exc:  # a bug must not leave the job due (re-polled in a tight loop)
+            log.exception("job %d: unexpected error in poll", job.id)
+            await self._poll_failed(job, _internal_error(exc, sent=False))
         finally:
             self._busy.discard(job.id)
             self.wake()
@@ -631,6 +650,12 @@ class Engine:
                 self.listener.job_event(event, job), name=f"event-{event.value}-job-{job.id}"
             )
             self._track(self._events, task)
+
+
+def _internal_error(exc: Exception, *, sent: bool) -> ProviderError:
+    """An unexpected exception as a provider error: ambiguous once a submit may have left."""
+    kind = ProviderErrorKind.AMBIGUOUS if sent else ProviderErrorKind.RETRY
+    return ProviderError(kind, "internal_error", f"{type(exc).__name__} in the bot")
 
 
 __all__ = [

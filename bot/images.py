@@ -28,8 +28,21 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # opens multi-picture JPEGs ("MPO"); AVIF only exists when Pillow was built with libavif.
 Image.init()
 _READABLE = tuple(f for f in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "AVIF") if f in Image.OPEN)
-# What Pillow raises on malformed input; anything else is a bug and should surface as such.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, struct.error)
+# What Pillow raises on malformed input (IndexError, KeyError, TypeError... come from plugins
+# reading inconsistent headers or frame tables: an APNG announcing zero frames, say).
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    RuntimeError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+)
 _LOSSY_SOURCES = frozenset({"JPEG", "MPO", "WEBP", "AVIF"})
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _QUALITIES = (90, 75, 60)
@@ -37,6 +50,18 @@ _SCALE_STEP = 0.8
 MIN_SHORT_SIDE = 256  # below this a picture is too small to guide a video model
 
 _ASK_FOR_PICTURE = "Attach a PNG, JPEG or WebP image."
+# Formats members attach that the bot refuses by name (their decoders are a large attack
+# surface, and the video service takes none of them): magic bytes → name. Sniffed, not parsed.
+_UNSENDABLE: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"8BPS", "Photoshop (PSD)"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
+    (0, b"\xffO\xffQ", "JPEG 2000"),
+    (0, b"\x00\x00\x01\x00", "icon (ICO)"),
+    (0, b"\x00\x00\x02\x00", "cursor (CUR)"),
+)
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 _MB = 1024 * 1024
 
 
@@ -48,6 +73,7 @@ class ImageInfo:
     height: int
     format: str
     size_bytes: int
+    animated: bool = False  # an animation: its first frame is what gets used
 
     @property
     def aspect(self) -> float:
@@ -75,11 +101,18 @@ def fit_image(data: bytes, *, max_bytes: int, formats: frozenset[str]) -> tuple[
     if not targets:
         raise ValueError(f"fit_image can only encode {sorted(SUPPORTED)}, got {sorted(formats)}")
     info, orientation = _inspect(data)
-    # A rotated photo is re-encoded upright: the service may ignore the EXIF tag.
-    if info.format in formats and len(data) <= max_bytes and orientation == 1:
-        return data, _MIME.get(info.format) or Image.MIME[info.format]
-    with _open(data) as img:
-        picture = _prepare(img)
+    # Metadata (EXIF GPS, XMP, comments) never leaves: dropped losslessly when the picture can
+    # be kept as it is. A rotated photo is re-encoded upright (the service may ignore the EXIF
+    # tag), an animation as its first frame.
+    if info.format in formats and orientation == 1 and not info.animated:
+        stripped = strip_metadata(data, info.format)
+        if stripped is not None and len(stripped) <= max_bytes:
+            return stripped, _MIME.get(info.format) or Image.MIME[info.format]
+    try:
+        with _open(data) as img:
+            picture = _prepare(img)
+    except _DECODE_ERRORS:
+        raise _damaged() from None
     for encoded, image_format in _candidates(picture, info.format, targets):
         if len(encoded) <= max_bytes:
             return encoded, _MIME[image_format]
@@ -101,12 +134,12 @@ def _inspect(data: bytes) -> tuple[ImageInfo, int]:
     with _open(data) as img:
         image_format = str(img.format)
         width, height = img.size
-        _check_still(img)
+        animated = _is_animated(img)
         orientation = _orientation(img)
     _decode_fully(data)
     if orientation in (5, 6, 7, 8):  # turned a quarter turn when displayed
         width, height = height, width
-    return ImageInfo(width, height, image_format, len(data)), orientation
+    return ImageInfo(width, height, image_format, len(data), animated), orientation
 
 
 def _open(data: bytes) -> Image.Image:
@@ -114,7 +147,7 @@ def _open(data: bytes) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(data), formats=_READABLE)
     except UnidentifiedImageError:
-        raise InputError(f"That file is not a picture. {_ASK_FOR_PICTURE}") from None
+        raise _unidentified(data) from None
     # The warning is only an exception when someone turned warnings into errors; MAX_PIXELS
     # is below Pillow's warning threshold, so our own check below refuses those images anyway.
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -127,16 +160,28 @@ def _open(data: bytes) -> Image.Image:
     return img
 
 
-def _check_still(img: Image.Image) -> None:
-    """Refuse animations; multi-picture JPEGs (MPO) hold depth maps or previews, not motion."""
+def _is_animated(img: Image.Image) -> bool:
+    """Whether it is an animation (GIF, WebP, APNG); multi-picture JPEGs (MPO) hold depth maps
+    or previews, not motion, and count as stills."""
     if img.format == "MPO":
-        return
+        return False
     try:
-        animated = bool(getattr(img, "is_animated", False))
+        return bool(getattr(img, "is_animated", False))
     except _DECODE_ERRORS:  # seeking to frame 2 of a broken file
         raise _damaged() from None
-    if animated:
-        raise InputError("Animated images are not supported; attach a still picture.")
+
+
+def _unidentified(data: bytes) -> InputError:
+    """The refusal of a file Pillow may not open: name the format when it is a known one."""
+    name = next((n for at, magic, n in _UNSENDABLE if data[at : at + len(magic)] == magic), None)
+    if name is None and data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        name = "HEIC/HEIF"
+    if name is None:
+        return InputError(f"That file is not a picture. {_ASK_FOR_PICTURE}")
+    return InputError(
+        f"That picture is a {name} file, which the bot cannot send to the video service. "
+        "Save or export it as PNG or JPEG (on a phone, a screenshot of it works), then attach that."
+    )
 
 
 def _decode_fully(data: bytes) -> None:
@@ -160,8 +205,11 @@ def _orientation(img: Image.Image) -> int:
 
 
 def _prepare(img: Image.Image) -> Image.Image:
-    """Decode, turn upright and convert to a mode every encoder accepts."""
+    """Decode (the first frame), turn upright, forget metadata, convert to a mode every
+    encoder accepts."""
     picture = ImageOps.exif_transpose(img)
+    # Pillow re-writes some of `info` on save (XMP in JPEG, for one): keep only what pixels need.
+    picture.info = {k: v for k, v in picture.info.items() if k in ("icc_profile", "transparency")}
     if picture.mode == "CMYK":
         picture = picture.convert("RGB")
         picture.info.pop("icc_profile", None)  # a CMYK profile does not describe RGB pixels
@@ -242,3 +290,92 @@ def _damaged() -> InputError:
         "That image is damaged or incomplete and cannot be read. "
         "Save or export it again, then attach it as a PNG, JPEG or WebP."
     )
+
+
+# --- lossless metadata stripping ------------------------------------------------------------
+
+# JPEG segments kept: JFIF/JFXX (APP0), the ICC profile (APP2 "ICC_PROFILE"), Adobe's colour
+# transform (APP14 "Adobe", needed to decode CMYK/YCCK). Everything else before the scan goes:
+# EXIF and XMP (APP1), IPTC/Photoshop (APP13), comments (COM), vendor blocks.
+_JPEG_KEEP = {0xE0: b"", 0xE2: b"ICC_PROFILE\x00", 0xEE: b"Adobe"}
+# PNG chunks kept: the critical ones and those that change how pixels look. Dropped: eXIf,
+# tEXt, zTXt, iTXt, tIME and private chunks.
+_PNG_KEEP = frozenset(
+    {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT",
+     b"pHYs", b"bKGD", b"cICP", b"mDCV", b"cLLI"}
+)  # fmt: skip
+_WEBP_DROP = frozenset({b"EXIF", b"XMP "})
+_VP8X_METADATA_FLAGS = 0x08 | 0x04  # EXIF and XMP present
+
+
+def strip_metadata(data: bytes, image_format: str) -> bytes | None:
+    """`data` without metadata, pixels untouched; None if the file's layout is unexpected
+    (then the caller re-encodes, which drops metadata too)."""
+    strip = {"JPEG": _strip_jpeg, "PNG": _strip_png, "WEBP": _strip_webp}.get(image_format)
+    try:
+        stripped = strip(data) if strip is not None else None
+    except (IndexError, ValueError, struct.error):
+        return None
+    return data if stripped == data else stripped  # nothing to drop: the very same bytes
+
+
+def _strip_jpeg(data: bytes) -> bytes | None:
+    """Copy the JPEG's segments up to the scan, minus metadata; the scan data as it is."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    out, i = [data[:2]], 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan: the rest is entropy-coded data and trailers
+            out.append(data[i:])
+            return b"".join(out)
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        segment = data[i:end]
+        keep = _JPEG_KEEP.get(marker)
+        is_metadata = 0xE0 <= marker <= 0xEF or marker == 0xFE
+        if not is_metadata or (keep is not None and segment[4:].startswith(keep)):
+            out.append(segment)
+        i = end
+    return None
+
+
+def _strip_png(data: bytes) -> bytes | None:
+    """The PNG's chunks minus ancillary ones that describe rather than draw."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    out, i = [data[:8]], 8
+    while i + 12 <= len(data):
+        length = int.from_bytes(data[i : i + 4], "big")
+        kind = data[i + 4 : i + 8]
+        end = i + 12 + length
+        if kind in _PNG_KEEP:
+            out.append(data[i:end])
+        if kind == b"IEND":
+            return b"".join(out)
+        i = end
+    return None
+
+
+def _strip_webp(data: bytes) -> bytes | None:
+    """The WebP's RIFF chunks minus EXIF and XMP, with VP8X's flags and the RIFF size fixed."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    out, i = [], 12
+    while i + 8 <= len(data):
+        kind = data[i : i + 4]
+        size = int.from_bytes(data[i + 4 : i + 8], "little")
+        end = i + 8 + size + (size & 1)
+        chunk = data[i:end]
+        if kind == b"VP8X":
+            flags = chunk[8] & ~_VP8X_METADATA_FLAGS
+            chunk = chunk[:8] + bytes([flags]) + chunk[9:]
+        if kind not in _WEBP_DROP:
+            out.append(chunk)
+        i = end
+    body = b"WEBP" + b"".join(out)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body

@@ -19,9 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import InputError
 from bot.images import ImageInfo
+from bot.text import strip_invisible
 
 PROMPT_MAX = 512
 MB = 1024 * 1024
+# The spec's byte limits, read safely: "no more than 5M" (CogVideoX) and "must be less than
+# 50 MB" (Vidu) as strictly under 5,000,000 and 50,000,000 bytes (decimal, the smaller reading).
+COG_MAX_BYTES = 5_000_000 - 1
+VIDU_MAX_BYTES = 50_000_000 - 1
 
 Movement = Literal["auto", "small", "medium", "large"]
 AspectRatio = Literal["16:9", "9:16", "1:1"]
@@ -98,7 +103,7 @@ class ViduQ1StartEndRequest(_Common):
     """viduq1-start-end: first and last frames."""
 
     model: Literal["viduq1-start-end"] = "viduq1-start-end"
-    image_url: list[str] = Field(min_length=2, max_length=2)
+    image_url: list[str] = Field(min_length=1, max_length=2)  # minItems 1: a start frame alone
     duration: Literal[5] = 5
     size: Literal["1920x1080"] = "1920x1080"
     movement_amplitude: Movement = "auto"
@@ -136,6 +141,12 @@ class ModelSpec:
     image_formats: frozenset[str]
     typical_seconds: float  # prior for the poll schedule until real durations are seen
     min_image_side: int = 0
+    # Vidu's rules (seed 000); cogvideox-3's spec states neither.
+    aspect_limit: bool = False  # each image's sides strictly within 1:4..4:1
+    similar_frames: bool = False  # first/last frame pixel counts within 0.8..1.25
+    frames: tuple[int, int] = (2, 2)  # images in frames mode (min, max)
+    # Option values a mode narrows further than the request schema (the spec's prose rules).
+    mode_options: tuple[tuple[Mode, str, tuple[Any, ...]], ...] = ()
 
 
 _VIDU_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
@@ -146,48 +157,69 @@ MODELS: dict[str, ModelSpec] = {
             "cogvideox-3",
             CogVideoX3Request,
             frozenset({Mode.TEXT, Mode.IMAGE, Mode.FRAMES}),
-            5 * MB,
+            COG_MAX_BYTES,
             frozenset({"PNG", "JPEG"}),
             90.0,
+            # "First and last frame mode only supports `speed` mode"
+            mode_options=((Mode.FRAMES, "quality", ("speed",)),),
         ),
         ModelSpec(
-            "viduq1-text", ViduQ1TextRequest, frozenset({Mode.TEXT}), 50 * MB, _VIDU_FORMATS, 60.0
+            "viduq1-text",
+            ViduQ1TextRequest,
+            frozenset({Mode.TEXT}),
+            VIDU_MAX_BYTES,
+            _VIDU_FORMATS,
+            60.0,
         ),
         ModelSpec(
             "viduq1-image",
             ViduQ1ImageRequest,
             frozenset({Mode.IMAGE}),
-            50 * MB,
+            VIDU_MAX_BYTES,
             _VIDU_FORMATS,
             60.0,
+            aspect_limit=True,
         ),
         ModelSpec(
-            "vidu2-image", Vidu2ImageRequest, frozenset({Mode.IMAGE}), 50 * MB, _VIDU_FORMATS, 45.0
+            "vidu2-image",
+            Vidu2ImageRequest,
+            frozenset({Mode.IMAGE}),
+            VIDU_MAX_BYTES,
+            _VIDU_FORMATS,
+            45.0,
+            aspect_limit=True,
         ),
         ModelSpec(
             "viduq1-start-end",
             ViduQ1StartEndRequest,
             frozenset({Mode.FRAMES}),
-            50 * MB,
+            VIDU_MAX_BYTES,
             _VIDU_FORMATS,
             60.0,
+            aspect_limit=True,
+            similar_frames=True,
+            frames=(1, 2),
         ),
         ModelSpec(
             "vidu2-start-end",
             Vidu2StartEndRequest,
             frozenset({Mode.FRAMES}),
-            50 * MB,
+            VIDU_MAX_BYTES,
             _VIDU_FORMATS,
             45.0,
+            aspect_limit=True,
+            similar_frames=True,
+            frames=(1, 2),
         ),
         ModelSpec(
             "vidu2-reference",
             Vidu2ReferenceRequest,
             frozenset({Mode.REFERENCE}),
-            50 * MB,
+            VIDU_MAX_BYTES,
             _VIDU_FORMATS,
             60.0,
             min_image_side=128,
+            aspect_limit=True,
         ),
     )
 }
@@ -206,6 +238,11 @@ IMAGES_PER_MODE: dict[Mode, tuple[int, int]] = {
     Mode.FRAMES: (2, 2),
     Mode.REFERENCE: (1, 3),
 }
+
+
+def image_count(model: str, mode: Mode) -> tuple[int, int]:
+    """How many images (min, max) a model takes in a mode."""
+    return get_spec(model).frames if mode is Mode.FRAMES else IMAGES_PER_MODE[mode]
 
 
 @dataclass(frozen=True)
@@ -268,12 +305,18 @@ def get_spec(model: str) -> ModelSpec:
         raise InputError(f"Unknown model `{model}`. Pick one of: {', '.join(MODELS)}.") from None
 
 
-def allowed_values(model: str, option: str) -> tuple[Any, ...] | None:
-    """The values a model accepts for a user option; None if it has no such option."""
-    field = get_spec(model).request.model_fields.get(OPTION_FIELDS[option])
+def allowed_values(model: str, option: str, mode: Mode | None = None) -> tuple[Any, ...] | None:
+    """The values a model accepts for a user option (in `mode`, if given); None if it has no
+    such option."""
+    spec = get_spec(model)
+    field = spec.request.model_fields.get(OPTION_FIELDS[option])
     if field is None:
         return None
-    return _literal_values(field.annotation)
+    values = _literal_values(field.annotation)
+    for limited_mode, name, narrowed in spec.mode_options:
+        if mode is limited_mode and name == option:
+            values = tuple(v for v in values if v in narrowed)
+    return values
 
 
 def _literal_values(annotation: Any) -> tuple[Any, ...]:
@@ -293,11 +336,11 @@ def _literal_values(annotation: Any) -> tuple[Any, ...]:
 
 
 def clean_prompt(prompt: str | None) -> str | None:
-    """Drop control characters and outer whitespace; None when nothing is left."""
+    """Drop control and invisible characters and outer whitespace; None when nothing is left."""
     if prompt is None:
         return None
     kept = "".join(ch for ch in prompt if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
-    kept = kept.strip()
+    kept = strip_invisible(kept).strip()  # e.g. U+034F, variation selectors, tag characters
     return kept or None
 
 
@@ -312,12 +355,7 @@ def check_request(model: str, mode: Mode, prompt: str | None, options: VideoOpti
     cleaned = clean_prompt(prompt)
     _check_prompt(spec, mode, prompt, cleaned)
     for option, value in options.given().items():
-        _check_option(model, option, value)
-    if mode is Mode.FRAMES and model == "cogvideox-3" and options.quality == "quality":
-        raise InputError(
-            "cogvideox-3 makes first-and-last-frame videos in `speed` quality only. "
-            "Set quality to speed, or use viduq1-start-end / vidu2-start-end."
-        )
+        _check_option(model, option, value, mode)
     return cleaned
 
 
@@ -333,13 +371,20 @@ def _check_prompt(spec: ModelSpec, mode: Mode, raw: str | None, cleaned: str | N
         raise InputError(f"{spec.name} needs a prompt: describe the video you want.")
 
 
-def _check_option(model: str, option: str, value: Any) -> None:
+def _check_option(model: str, option: str, value: Any, mode: Mode) -> None:
     """One option against the model's schema, with a message naming what it supports."""
-    allowed = allowed_values(model, option)
+    allowed = allowed_values(model, option, mode)
     if allowed is None:
         raise InputError(f"{model} has no `{option}` option. Leave it out, or pick another model.")
     if value in allowed:
         return
+    if allowed != allowed_values(model, option):  # the mode narrows it (cogvideox-3 frames)
+        shown = ", ".join(f"`{v}`" for v in allowed)
+        others = ", ".join(m for m in models_for(mode) if m != model)
+        raise InputError(
+            f"{model} makes {mode.value} videos with {option} {shown} only. "
+            f"Set {option} to {shown}, or use {others}."
+        )
     if option == "duration":
         secs = " or ".join(str(v) for v in allowed)
         raise InputError(f"{model} makes {secs}-second videos only. Pick duration {secs}.")
@@ -350,13 +395,15 @@ def _check_option(model: str, option: str, value: Any) -> None:
 def check_images(model: str, mode: Mode, images: Sequence[ImageInfo]) -> None:
     """The model's rules on the number, shape and size of images."""
     spec = get_spec(model)
-    low, high = IMAGES_PER_MODE[mode]
+    low, high = image_count(model, mode)
     if not low <= len(images) <= high:
         want = str(low) if low == high else f"{low} to {high}"
-        raise InputError(f"{mode.value} mode takes {want} image(s); you gave {len(images)}.")
+        raise InputError(
+            f"{model} in {mode.value} mode takes {want} image(s); you gave {len(images)}."
+        )
     for n, info in enumerate(images, start=1):
         _check_shape(spec, n, info)
-    if mode is Mode.FRAMES:
+    if mode is Mode.FRAMES and spec.similar_frames and len(images) == 2:
         first, last = images
         ratio = (first.width * first.height) / (last.width * last.height)
         if not 0.8 <= ratio <= 1.25:
@@ -368,11 +415,11 @@ def check_images(model: str, mode: Mode, images: Sequence[ImageInfo]) -> None:
 
 
 def _check_shape(spec: ModelSpec, n: int, info: ImageInfo) -> None:
-    """Aspect ratio 1:4..4:1 and the model's minimum side."""
-    if not 0.25 <= info.aspect <= 4.0:
+    """Aspect ratio strictly within 1:4..4:1 (Vidu: "less than") and the model's minimum side."""
+    if spec.aspect_limit and not 0.25 < info.aspect < 4.0:
         raise InputError(
-            f"Image {n} is {info.width}×{info.height} pixels; its sides must be within 1:4 of each "
-            "other. Crop it closer to a square and try again."
+            f"Image {n} is {info.width}×{info.height} pixels; for {spec.name} its long side must be "
+            "less than 4 times its short side. Crop it closer to a square and try again."
         )
     if spec.min_image_side and min(info.width, info.height) < spec.min_image_side:
         side = spec.min_image_side

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogLevel(StrEnum):
+    """The levels LOG_LEVEL accepts (any case)."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
 
 
 class Settings(BaseSettings):
@@ -24,7 +35,7 @@ class Settings(BaseSettings):
     max_inflight_per_user: int = Field(default=2, ge=1)
     zai_max_concurrent_tasks: int = Field(default=5, ge=1)
     trusted_media_hosts: str = ""
-    log_level: str = "INFO"
+    log_level: LogLevel = LogLevel.INFO
 
     @field_validator("zai_base_url", "discord_api_base")
     @classmethod
@@ -46,6 +57,11 @@ class Settings(BaseSettings):
         if not value.startswith("sqlite:///"):
             raise ValueError("must look like sqlite:///path/to/bot.db")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("dev_guild_id", mode="before")
     @classmethod

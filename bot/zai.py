@@ -30,6 +30,8 @@ _NOT_SENT = (
     httpx.WriteTimeout,
 )
 
+MESSAGE_MAX = 300  # provider texts kept (status messages, /jobs, alerts)
+
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=120.0, pool=30.0)
 
 
@@ -61,13 +63,25 @@ def error_from_response(response: httpx.Response) -> ProviderError:
 
 
 def _error_body(response: httpx.Response) -> tuple[str, str]:
-    """`{"error": {"code": ..., "message": ...}}`, tolerant of ints and odd bodies."""
+    """Code and message of an error answer, uncut (scrub first, then cut: see ZaiClient._error).
+
+    The spec's shape is top-level `{"code", "message"}`; the live API sends
+    `{"error": {"code", "message"}}`; codes come as strings or integers.
+    """
     try:
-        error = response.json().get("error") or {}
-    except (ValueError, AttributeError):
-        error = {}
-    code = str(error.get("code", response.status_code))
-    message = str(error.get("message") or response.reason_phrase or "no message")[:300]
+        data = response.json()
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        source: dict[str, Any] = error
+    elif isinstance(data, dict) and "code" in data:
+        source = data
+    else:
+        source = {"message": error} if isinstance(error, str) else {}
+    code = source.get("code")
+    code = str(code).strip() if code not in (None, "") else str(response.status_code)
+    message = str(source.get("message") or response.reason_phrase or "no message")
     return code, message
 
 
@@ -101,8 +115,11 @@ class ZaiClient:
         return text.replace(key, "[redacted]") if key else text
 
     def _error(self, exc: ProviderError) -> ProviderError:
-        """The error with its message scrubbed (it ends up in logs, the database and status)."""
-        exc.message = self._scrub(exc.message)
+        """The error with its message scrubbed, then cut (it ends up in logs, DB and status).
+
+        Scrub first: cutting first could leave the head of a key that straddles the cut.
+        """
+        exc.message = self._scrub(exc.message)[:MESSAGE_MAX]
         return exc
 
     async def submit(self, body: dict[str, Any]) -> str:
@@ -117,8 +134,9 @@ class ZaiClient:
             raise self._error(_transport_error(ProviderErrorKind.AMBIGUOUS, exc)) from None
         if response.status_code != 200:
             raise self._error(error_from_response(response))
-        task_id = _json(response).get("id")
-        if not task_id:
+        data = _json(response)
+        task_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(task_id, str | int) or not str(task_id):
             raise ProviderError(
                 ProviderErrorKind.AMBIGUOUS, "no_id", "answer had no task id", status=200
             )
@@ -133,9 +151,12 @@ class ZaiClient:
             raise self._error(_transport_error(ProviderErrorKind.RETRY, exc)) from None
         if response.status_code != 200:
             raise self._error(error_from_response(response))
-        state = parse_task(_json(response))
+        try:
+            state = parse_task(_json(response))
+        except ProviderError as exc:
+            raise self._error(exc) from None
         if state.message:  # a FAIL message is stored and shown to the requester
-            state = replace(state, message=self._scrub(state.message))
+            state = replace(state, message=self._scrub(state.message)[:MESSAGE_MAX])
         return state
 
     async def check_key(self) -> None:
@@ -151,32 +172,57 @@ class ZaiClient:
                 raise
 
 
-def parse_task(data: dict[str, Any]) -> TaskState:
-    """The async-result body as a TaskState (unknown statuses count as still processing)."""
-    raw = str(data.get("task_status", "PROCESSING")).upper()
+def parse_task(data: Any) -> TaskState:
+    """The async-result body as a TaskState; a body of another shape is a retryable error.
+
+    Unknown status strings count as still processing (the API may add states); a missing
+    status, a `video_result` that is not a list of objects with a URL, and the like raise
+    ProviderError(RETRY, "malformed_answer") so the poll is retried with backoff.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("task_status"), str):
+        raise _malformed("no task_status", data)
+    raw = data["task_status"].upper()
     if raw == "SUCCESS":
-        results = data.get("video_result") or [{}]
-        first = results[0] if results else {}
-        if not first.get("url"):
-            return TaskState(
-                TaskStatus.FAIL, message="the provider reported success without a video"
-            )
-        return TaskState(TaskStatus.SUCCESS, first["url"], first.get("cover_image_url"))
+        return _success(data)
     if raw == "FAIL":
-        message = (
-            data.get("message") or (data.get("error") or {}).get("message") or "generation failed"
-        )
-        return TaskState(TaskStatus.FAIL, message=str(message)[:300])
+        return TaskState(TaskStatus.FAIL, message=_fail_message(data))
     return TaskState(TaskStatus.PROCESSING)
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    """The JSON object of a 200 answer, or an empty dict."""
+def _success(data: dict[str, Any]) -> TaskState:
+    """A SUCCESS answer: the first video of `video_result` (a list of objects)."""
+    results = data.get("video_result")
+    if not isinstance(results, list) or not results or not isinstance(results[0], dict):
+        raise _malformed("video_result is not a list of objects", data)
+    url, cover = results[0].get("url"), results[0].get("cover_image_url")
+    if not isinstance(url, str) or not url:
+        raise _malformed("video_result has no url", data)
+    return TaskState(TaskStatus.SUCCESS, url, cover if isinstance(cover, str) else None)
+
+
+def _fail_message(data: dict[str, Any]) -> str:
+    """The reason of a FAIL answer, wherever it is (`message`, `error.message`, `error`)."""
+    error = data.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    message = data.get("message") or error or "generation failed"
+    return str(message)
+
+
+def _malformed(what: str, data: Any) -> ProviderError:
+    """The error for an answer of an unexpected shape (retried with backoff)."""
+    log.warning("Z.AI answered an unexpected shape (%s): %.200r", what, data)
+    return ProviderError(
+        ProviderErrorKind.RETRY, "malformed_answer", f"unexpected answer: {what}", status=200
+    )
+
+
+def _json(response: httpx.Response) -> Any:
+    """The JSON of a 200 answer, or None when it is not JSON."""
     try:
-        data = response.json()
+        return response.json()
     except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+        return None
 
 
 def _transport_error(kind: ProviderErrorKind, exc: Exception) -> ProviderError:

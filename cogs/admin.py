@@ -16,7 +16,6 @@ from discord.ext import commands
 from bot import models
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
-from bot.policy import validate_block
 from cogs.common import describe_options, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
@@ -325,10 +324,8 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         regex: bool = False,
     ) -> None:
         """Add to the blocklist (a bad regex is refused now)."""
-        clean = validate_block(pattern, regex)
-        await self.moderation.add_block(
-            interaction.guild_id or 0, clean, regex, interaction.user.id
-        )
+        guild_id, actor = interaction.guild_id or 0, interaction.user.id
+        clean = await self.engine.add_block(guild_id, pattern, regex, actor)
         await self._done(
             interaction, "blocklist.add", f"Blocked {'regex' if regex else 'word'} `{clean}`."
         )
@@ -542,6 +539,14 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         await say(interaction, f"Request #{job_id} rejected; the member was refunded.")
+
+    async def on_policy_alert(self, guild_id: int, text: str) -> None:
+        """Tell one server's moderators about a problem with their rules (a slow regex)."""
+        channel_id = (await self.moderation.settings(guild_id)).alerts_channel_id
+        if channel_id is not None:
+            await self.bot.get_partial_messageable(channel_id, guild_id=guild_id).send(
+                f"⚠️ {short(text, 1900)}", allowed_mentions=discord.AllowedMentions.none()
+            )
 
     async def on_provider_halted(self, job: Job, reason: str | None) -> None:
         """Tell each server's moderators once that the provider account refused work."""

@@ -74,6 +74,7 @@ class VideoBot(commands.Bot):
         admin = cast("Admin", self.loaded("Admin"))
         video = cast("Video", self.loaded("Video"))
         delivery.moderators = admin  # approval requests and provider alerts
+        self.resources.engine.rules.alert = admin.on_policy_alert  # a blocklist entry too slow
         video.delivery = delivery  # status messages of new jobs
         self.resources.engine.listener = delivery  # engine events
 

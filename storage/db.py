@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import sqlite3
@@ -21,6 +22,53 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class DatabaseError(Exception):
+    """The database cannot be used as it is; the message says why and what to do."""
+
+
+class DatabaseInUseError(DatabaseError):
+    """Another live process runs the bot on the same database file."""
+
+
+class SchemaTooNewError(DatabaseError):
+    """The database was written by a newer version of the bot."""
+
+
+class ProcessLock:
+    """An OS lock (flock) on `<db>.lock`: one bot process per database file.
+
+    The kernel drops it when the process ends, however it ends (kill -9 included), so a stale
+    lock file never blocks a restart. Readers (doctor, tests) do not take it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise DatabaseInUseError naming the holder's pid."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DatabaseInUseError(
+                f"another bot process (pid {holder}) is using the database {self.path.parent}/"
+                f"{self.path.stem}. Stop it first: one process per database file."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let go of the lock (also done by the kernel when the process dies)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class Database:
     """One aiosqlite connection shared by the process.
 
@@ -32,6 +80,7 @@ class Database:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self._closed = False
         # `run` transactions: a plain sqlite3 connection on one thread of its own (aiosqlite
         # has no public way to run a function on its thread); `_lock` keeps them one at a time.
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-run")
@@ -46,12 +95,19 @@ class Database:
         for pragma in sql.PRAGMAS:
             await conn.execute(pragma)
         db = cls(conn, path)
-        await db.migrate()
-        db._raw = await db._on_runner(_connect_raw, path)
+        try:
+            await db.migrate()
+            db._raw = await db._on_runner(_connect_raw, path)
+        except BaseException:
+            await db.close()  # its threads would otherwise keep the process alive
+            raise
         return db
 
     async def close(self) -> None:
-        """Close the connections."""
+        """Close the connections (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._raw is not None:
             await self._on_runner(self._raw.close)
         self._runner.shutdown(wait=False)
@@ -61,6 +117,7 @@ class Database:
         """Apply the migrations past PRAGMA user_version in one transaction; returns the version."""
         async with self.transaction() as conn:
             version = (await (await conn.execute("PRAGMA user_version")).fetchone())[0]
+            _check_not_newer(self.path, version)
             for number, script in enumerate(sql.MIGRATIONS[version:], start=version + 1):
                 for statement in _statements(script):
                     await conn.execute(statement)
@@ -141,6 +198,16 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection],
         raise
     conn.execute("COMMIT")
     return result
+
+
+def _check_not_newer(path: Path, version: int) -> None:
+    """Refuse a schema this code does not know: lowering user_version would re-run migrations."""
+    known = len(sql.MIGRATIONS)
+    if version > known:
+        raise SchemaTooNewError(
+            f"the database {path} has schema version {version}, but this version of the bot "
+            f"knows up to {known}. Run the newer bot version that wrote it, or restore a backup."
+        )
 
 
 def placeholders(values: Iterable[Any]) -> str:

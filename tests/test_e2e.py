@@ -10,7 +10,7 @@ import pytest
 
 from bot.media import probe_video
 from tests.fakes.discord import FakeInteraction, FakeMessage
-from tests.fakes.media import make_big_mp4, make_gif, make_jpeg, make_mp4, make_png, make_webp
+from tests.fakes.media import make_big_mp4, make_jpeg, make_mp4, make_png, make_webp
 from tests.harness import Harness, harness
 from tests.util import eventually
 
@@ -107,6 +107,8 @@ async def test_status_message_ends_with_a_link_to_the_video(h: Harness) -> None:
     await eventually(lambda: f"/{result.id}" in status.content, what="status links the result")
 
 
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)  # an iPhone photo's start
+
 REFUSALS = [
     ("text", {"prompt": "a cat", "model": "viduq1-text", "duration": 10}, "5-second videos only"),
     ("text", {"prompt": "a cat", "model": "viduq1-text", "audio": True}, "no `audio` option"),
@@ -115,11 +117,19 @@ REFUSALS = [
     ("image", {"image": ("cat.png", b"just some text, honest", "text/plain")}, "not a picture"),
     ("image", {"image": ("cat.png", b"just some text, honest", "image/png")}, "not a picture"),
     ("image", {"image": ("cat.png", b"", "image/png")}, "empty"),
-    ("image", {"image": ("a.gif", make_gif(True), "image/gif")}, "nimated"),
-    ("image", {"image": ("thin.png", make_png(10, 400), "image/png")}, "within 1:4"),
+    ("image", {"image": ("a.heic", HEIC, "image/heic")}, "HEIC/HEIF file"),
+    (
+        "image",
+        {"image": ("thin.png", make_png(10, 400), "image/png"), "model": "vidu2-image"},
+        "less than 4 times",
+    ),
     (
         "frames",
-        {"first": "png", "last": ("big.png", make_png(640, 480), "image/png")},
+        {
+            "first": "png",
+            "last": ("big.png", make_png(640, 480), "image/png"),
+            "model": "viduq1-start-end",
+        },
         "similar resolutions",
     ),
     ("reference", {"image1": ("tiny.png", make_png(100, 100), "image/png")}, "128×128"),

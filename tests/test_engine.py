@@ -54,10 +54,10 @@ async def test_bad_input_spends_nothing_and_sends_nothing(
     engine: tuple[Engine, Recorder], fake_zai: FakeZai, db: Database
 ) -> None:
     eng, _ = engine
-    animated = JobRequest(
-        GUILD, CHANNEL, 7, "vidu2-image", Mode.IMAGE, None, images=[make_gif(True)]
+    broken = JobRequest(
+        GUILD, CHANNEL, 7, "vidu2-image", Mode.IMAGE, None, images=[make_gif(True)[:40]]
     )
-    for request in (text(duration=7), text(prompt="x" * 513), animated):
+    for request in (text(duration=7), text(prompt="x" * 513), broken):
         with pytest.raises(InputError):
             await eng.submit(request)
     assert fake_zai.requests == []

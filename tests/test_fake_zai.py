@@ -188,7 +188,7 @@ INVALID: dict[str, tuple[str, dict[str, Any], str]] = {
     "cog image over 5 MB": (
         "cogvideox-3",
         {"image_url": [_big_data_uri(5_000_001)]},
-        "at most 5000000",
+        "less than 5000000",
     ),
     "gif data uri": (
         "viduq1-image",
@@ -219,7 +219,7 @@ INVALID: dict[str, tuple[str, dict[str, Any], str]] = {
     "aspect ratio 5:1": (
         "viduq1-image",
         {"image_url": data_uri(make_png(500, 100))},
-        "outside 1:4..4:1",
+        "not within 1:4..4:1",
     ),
     "viduq1 duration 4": ("viduq1-image", {"duration": 4}, "duration 5 only"),
     "vidu2 size 1080p": ("vidu2-image", {"size": "1920x1080"}, "size 1280x720 only"),

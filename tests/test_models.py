@@ -85,10 +85,11 @@ def test_prompt_is_cleaned_of_control_characters() -> None:
 
 
 IMAGE_REFUSALS = [
-    ("cogvideox-3", Mode.IMAGE, [img(1, 10000)], "within 1:4"),
-    ("viduq1-image", Mode.IMAGE, [img(5000, 1000)], "within 1:4"),
+    ("vidu2-image", Mode.IMAGE, [img(1, 10000)], "less than 4 times"),
+    ("viduq1-image", Mode.IMAGE, [img(5000, 1000)], "less than 4 times"),
     ("viduq1-image", Mode.IMAGE, [img(100, 100), img(100, 100)], "takes 1 image"),
-    ("viduq1-start-end", Mode.FRAMES, [img(100, 100)], "takes 2 image"),
+    ("viduq1-start-end", Mode.FRAMES, [img(100, 100)] * 3, "takes 1 to 2 image"),
+    ("cogvideox-3", Mode.FRAMES, [img(100, 100)], "takes 2 image"),
     ("viduq1-start-end", Mode.FRAMES, [img(1000, 1000), img(500, 500)], "0.8–1.25"),
     ("vidu2-reference", Mode.REFERENCE, [img(100, 300)], "at least 128×128"),
     ("vidu2-reference", Mode.REFERENCE, [img(200, 200)] * 4, "1 to 3 image"),
@@ -108,7 +109,7 @@ def test_image_refusals(model: str, mode: Mode, images: list[ImageInfo], words: 
     ("model", "mode", "images"),
     [
         ("viduq1-start-end", Mode.FRAMES, [img(1000, 1000), img(1000, 900)]),
-        ("vidu2-reference", Mode.REFERENCE, [img(128, 128), img(512, 128), img(128, 512)]),
+        ("vidu2-reference", Mode.REFERENCE, [img(128, 128), img(511, 128), img(128, 511)]),
         ("cogvideox-3", Mode.IMAGE, [img(400, 100)]),
     ],
 )

@@ -76,7 +76,7 @@ MEDIA_CHUNK = 64 * 1024
 DEFAULT_CODES = {400: "1210", 401: "1000", 404: "1214", 429: "1302"}
 RAW_BODY = web.RequestKey("fake_zai_raw_body", bytes)
 
-FaultKind = Literal["http", "reset", "delay", "accept_then_drop", "slow_body"]
+FaultKind = Literal["http", "reset", "delay", "accept_then_drop", "slow_body", "raw"]
 RequestKind = Literal["submit", "poll", "media"]
 TaskStatus = Literal["PROCESSING", "SUCCESS", "FAIL"]
 GenerationSeconds = float | Callable[[str, dict[str, Any]], float]
@@ -220,8 +220,8 @@ def _decode_data_uri(model: str, value: str, index: int) -> tuple[int, int]:
     except (binascii.Error, ValueError) as exc:
         raise _bad(f"image_url[{index}]: invalid base64 ({exc})") from exc
     limit = COG_IMAGE_LIMIT if model == "cogvideox-3" else VIDU_IMAGE_LIMIT
-    if len(raw) > limit:
-        raise _bad(f"image_url[{index}] is {len(raw)} bytes; at most {limit} allowed")
+    if len(raw) >= limit:  # "no more than 5M" / "less than 50 MB", read strictly
+        raise _bad(f"image_url[{index}] is {len(raw)} bytes; less than {limit} required")
     return _open_image(raw, kind, index)
 
 
@@ -265,8 +265,8 @@ def _check_vidu_pixels(model: str, sizes: list[tuple[int, int] | None]) -> None:
         if size is None:
             continue
         width, height = size
-        if not 0.25 <= width / height <= 4:
-            raise _bad(f"image_url[{index}] aspect ratio {width}x{height} is outside 1:4..4:1")
+        if not 0.25 < width / height < 4:  # "must be less than 1:4 or 4:1"
+            raise _bad(f"image_url[{index}] aspect ratio {width}x{height} is not within 1:4..4:1")
         if model == "vidu2-reference" and min(width, height) < REFERENCE_MIN_SIDE:
             raise _bad(f"image_url[{index}] is {width}x{height}; at least 128x128 required")
     if model.endswith("start-end") and len(sizes) == 2 and None not in sizes:
@@ -303,6 +303,12 @@ class Fault:
     message: str = ""
     retry_after: float | None = None
     seconds: float = 0.0
+    body: str = ""  # the raw answer of a "raw" fault
+
+    @classmethod
+    def raw(cls, status: int, body: str) -> Fault:
+        """Answer `status` with exactly `body` (JSON or not): odd shapes the real API may send."""
+        return cls("raw", status, body=body)
 
     @classmethod
     def http(
@@ -687,6 +693,10 @@ class FakeZai:
             return await handle()
         if fault.kind == "http":
             return self._fault_response(fault)
+        if fault.kind == "raw":
+            return web.Response(
+                status=fault.status, text=fault.body, content_type="application/json"
+            )
         if fault.kind == "reset":
             return self._drop(request)
         if fault.kind == "delay":
