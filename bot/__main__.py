@@ -1,4 +1,4 @@
-"""`python -m bot` runs the bot; `python -m bot doctor` checks the set-up."""
+"""`python -m bot` runs the bot; `doctor` checks the set-up; `backup PATH` copies the database."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from bot.settings import Settings, describe_errors
 
+USAGE = "usage: python -m bot [doctor | backup PATH]"
+
 
 def main(argv: list[str]) -> int:
     """Dispatch on the sub-command; settings errors are one line each, never a traceback."""
@@ -16,16 +18,16 @@ def main(argv: list[str]) -> int:
         from bot.doctor import doctor
 
         return asyncio.run(doctor())
-    if argv:
-        print("usage: python -m bot [doctor]", file=sys.stderr)
+    if argv and (argv[0] != "backup" or len(argv) != 2):
+        print(USAGE, file=sys.stderr)
         return 2
-    try:
-        settings = Settings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        for line in describe_errors(exc):
-            print(f"error: {line}", file=sys.stderr)
-        print("See .env.example for every setting.", file=sys.stderr)
+    settings = load_settings()
+    if settings is None:
         return 1
+    if argv:
+        from bot.backup import run_backup
+
+        return run_backup(settings.database_path, argv[1])
     from bot.runner import run
 
     try:
@@ -33,6 +35,17 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def load_settings() -> Settings | None:
+    """The settings, or None after one line per missing or invalid one."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        for line in describe_errors(exc):
+            print(f"error: {line}", file=sys.stderr)
+        print("See .env.example for every setting.", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":
