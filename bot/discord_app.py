@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot.app import Resources
 from bot.errors import BotError
+from bot.logs import set_log_ids
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,11 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
 
 class VideoTree(app_commands.CommandTree):
     """The one error boundary of every slash command and context menu."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Tag the handler's log lines with the guild and user (JSON logs)."""
+        set_log_ids(guild_id=interaction.guild_id, user_id=interaction.user.id)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot import metrics
 from bot.errors import ProviderError, ProviderErrorKind
 from bot.provider import TaskState, TaskStatus
 
@@ -103,6 +104,7 @@ class ZaiClient:
     def _error(self, exc: ProviderError) -> ProviderError:
         """The error with its message scrubbed (it ends up in logs, the database and status)."""
         exc.message = self._scrub(exc.message)
+        metrics.provider_error(exc.code)
         return exc
 
     async def submit(self, body: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import models
+from bot import metrics, models
 from bot.discord_app import report_error, say
 from bot.engine import JobRequest
 from bot.errors import BotError, InputError, NotAllowedError
@@ -242,6 +242,7 @@ class Video(commands.Cog):
         models.check_request(model, mode, prompt, options)  # refusals before the ack stay private
         check_attachments(attachments)
         await interaction.response.defer(ephemeral=True, thinking=True)
+        metrics.first_response(interaction.created_at)
         request = JobRequest(
             interaction.guild_id or 0,
             interaction.channel_id or 0,

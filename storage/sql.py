@@ -451,6 +451,26 @@ FROM jobs WHERE guild_id = ? AND created_at >= ?
 GROUP BY user_id ORDER BY jobs DESC, credits DESC LIMIT ?
 """
 
+# --- metrics (computed when Prometheus scrapes; no counters to keep in step) -----------------
+
+METRICS_JOBS = "SELECT state, model, count(*) FROM jobs GROUP BY state, model"
+
+METRICS_CREDITS_SPENT = """
+SELECT model, coalesce(sum(cost), 0) FROM jobs WHERE state = 'delivered' AND refunded = 0
+GROUP BY model
+"""
+
+# Histograms over every job that got that far: `le` bounds are passed as parameters.
+METRICS_DELIVERY_LAG = """
+SELECT delivered_at - finished_at AS x FROM jobs
+WHERE state = 'delivered' AND delivered_at IS NOT NULL AND finished_at IS NOT NULL
+"""
+
+METRICS_POLLS = "SELECT polls AS x FROM jobs WHERE task_id IS NOT NULL AND finished_at IS NOT NULL"
+
+# One pass: the count at or under each bound, the total count and the sum (%s: `sum(x <= ?)`s).
+METRICS_HISTOGRAM = "SELECT %s, count(*), coalesce(sum(x), 0) FROM (%s)"
+
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 
 UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
