@@ -182,6 +182,7 @@ class Health:
         self.engine = engine
         self.db = db
         self.scheduler_bound = scheduler_bound
+        self.write_timeout = DB_WRITE_TIMEOUT
 
     async def problems(self) -> list[str]:
         """What is wrong; empty when healthy."""
@@ -198,7 +199,7 @@ class Health:
     async def _db_writable(self) -> bool:
         """A real write (a meta row), within a bound."""
         try:
-            async with asyncio.timeout(DB_WRITE_TIMEOUT):
+            async with asyncio.timeout(self.write_timeout):
                 await self.db.set_meta("healthz", f"{time.time():.0f}")
         except Exception as exc:  # locked, read-only, disk full: all mean "not writable"
             log.warning("health check: database write failed: %r", exc)

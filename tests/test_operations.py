@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import socket
 import sqlite3
@@ -20,8 +21,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.logs import log_ids, setup_logging
+from bot.metrics import serve_metrics
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.zai import FakeZai, Fault
+from tests.harness import harness
 from tests.procs import ROOT, BotProcess, bot_env, query, start_bot
 from tests.util import eventually
 
@@ -215,3 +219,85 @@ async def test_backup_refuses_clearly(tmp_path: Path) -> None:
     code, out = await run_backup(env, tmp_path / "taken.db", tmp_path)
     assert code == 1 and "already exists" in out and "never overwrites" in out
     assert not (tmp_path / "taken.db.partial").exists()
+
+
+async def test_healthz_fails_for_each_cause(tmp_path: Path) -> None:
+    port = free_port()
+    async with harness(tmp_path, metrics_port=port) as h:
+        assert h.bot is not None and h.resources is not None
+        async with serve_metrics(h.settings, h.bot, h.resources) as server:
+            assert server is not None
+            server.health.write_timeout = 0.5
+            url = f"http://127.0.0.1:{port}/healthz"
+            async with httpx.AsyncClient(timeout=10) as http:
+                assert (await http.get(url)).status_code == 200
+
+                h.bot.dispatch("disconnect")  # what discord.py dispatches when the socket drops
+                await expect_unhealthy(http, url, "discord gateway disconnected")
+                h.bot.dispatch("resumed")
+                assert (await http.get(url)).status_code == 200
+
+                h.resources.engine.last_pass -= 3600  # a scheduler stuck for an hour
+                await expect_unhealthy(http, url, "scheduler has not run for 36")
+                h.resources.engine.wake()
+                await eventually(
+                    lambda: _status(http, url, 200), what="healthy again after the scheduler ran"
+                )
+
+                locker = sqlite3.connect(h.db_path, timeout=1)
+                locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+                try:
+                    await expect_unhealthy(http, url, "database not writable")
+                finally:
+                    locker.rollback()
+                    locker.close()
+                await eventually(lambda: _status(http, url, 200), what="writable again")
+
+
+async def _status(http: httpx.AsyncClient, url: str, status: int) -> bool:
+    """The endpoint answers `status`."""
+    return (await http.get(url)).status_code == status
+
+
+async def expect_unhealthy(http: httpx.AsyncClient, url: str, reason: str) -> None:
+    """503 with the reason in the body."""
+    response = await http.get(url)
+    assert response.status_code == 503, response.text
+    assert reason in response.text
+
+
+async def test_json_log_lines_carry_ids_and_stay_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = "very-secret-token-123"
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    setup_logging("INFO", [secret], "json")
+    log = logging.getLogger("tests.json")
+    try:
+        with log_ids(guild_id=5, user_id=6):
+            log.info("asked with %s", secret)
+        await asyncio.create_task(_log_in_job_task(log), name="poll-job-42")
+        log.warning("explicit", extra={"job_id": 7})
+        try:
+            raise RuntimeError(f"boom {secret}")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert [e["message"] for e in lines] == [
+        "asked with [redacted]", "in a job task", "explicit", "failed",
+    ]  # fmt: skip
+    assert (lines[0]["guild_id"], lines[0]["user_id"]) == (5, 6) and "job_id" not in lines[0]
+    assert lines[1]["job_id"] == 42 and "guild_id" not in lines[1]
+    assert lines[2]["job_id"] == 7 and lines[2]["level"] == "WARNING"
+    assert "RuntimeError: boom [redacted]" in lines[3]["exception"]
+    assert secret not in err
+
+
+async def _log_in_job_task(log: logging.Logger) -> None:
+    """A line logged by one of the engine's per-job tasks."""
+    log.info("in a job task")
