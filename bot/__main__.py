@@ -1,4 +1,5 @@
-"""`python -m bot` runs the bot; `doctor` checks the set-up; `backup PATH` copies the database."""
+"""`python -m bot` runs the bot; `doctor` checks the set-up; `backup PATH` copies the database;
+`health` asks the running bot's /healthz (the container health check)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pydantic import ValidationError
 
 from bot.settings import Settings, describe_errors
 
-USAGE = "usage: python -m bot [doctor | backup PATH]"
+USAGE = "usage: python -m bot [doctor | backup PATH | health]"
 
 
 def main(argv: list[str]) -> int:
@@ -18,16 +19,20 @@ def main(argv: list[str]) -> int:
         from bot.doctor import doctor
 
         return asyncio.run(doctor())
-    if argv and (argv[0] != "backup" or len(argv) != 2):
+    if argv not in ([], ["health"]) and not (argv[:1] == ["backup"] and len(argv) == 2):
         print(USAGE, file=sys.stderr)
         return 2
     settings = load_settings()
     if settings is None:
         return 1
-    if argv:
+    if argv[:1] == ["backup"]:
         from bot.backup import run_backup
 
         return run_backup(settings.database_path, argv[1])
+    if argv == ["health"]:
+        from bot.metrics import check_health
+
+        return check_health(settings)
     from bot.runner import run
 
     try:

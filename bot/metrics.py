@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import httpx
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import (
@@ -43,6 +44,7 @@ LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0)
 LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 POLL_BUCKETS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0)
 DB_WRITE_TIMEOUT = 5.0
+HEALTH_CLI_TIMEOUT = 8.0  # below the container's HEALTHCHECK --timeout
 
 # In-process metrics: one registry per process, shared by every server of it.
 REGISTRY = CollectorRegistry()
@@ -255,3 +257,20 @@ async def serve_metrics(
         yield server
     finally:
         await runner.cleanup()
+
+
+def check_health(settings: Settings) -> int:
+    """`python -m bot health`: GET the running bot's /healthz; 0 only for 200."""
+    if settings.metrics_port is None:
+        print("error: METRICS_PORT is not set, so the bot serves no /healthz; set it and restart")
+        return 1
+    host = settings.metrics_host if settings.metrics_host not in ("0.0.0.0", "::", "") else None
+    url = f"http://{host or '127.0.0.1'}:{settings.metrics_port}/healthz"
+    try:
+        response = httpx.get(url, timeout=HEALTH_CLI_TIMEOUT)
+    except httpx.HTTPError as exc:
+        print(f"unhealthy: no answer from {url} ({type(exc).__name__}); is the bot running?")
+        return 1
+    text = response.text.strip().replace("\n", "; ")
+    print(text if response.status_code == 200 else f"unhealthy ({response.status_code}): {text}")
+    return 0 if response.status_code == 200 else 1

@@ -106,8 +106,13 @@ async def scrape(world: World) -> dict[tuple[str, frozenset[tuple[str, str]]], f
 
 async def run_backup(env: dict[str, str], dest: Path, cwd: Path) -> tuple[int, str]:
     """`python -m bot backup DEST` as an operator runs it beside the bot."""
+    return await run_cli(env, cwd, "backup", str(dest))
+
+
+async def run_cli(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str]:
+    """`python -m bot ARGS`: exit status and output."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "backup", str(dest), cwd=cwd, env=env,
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
@@ -136,6 +141,7 @@ async def test_backup_while_jobs_run_restores_and_metrics_follow(world: World) -
     bot = await world.start(db_path, "bot.log")
     try:
         assert (await world.get("/healthz")).text == "ok\n"
+        assert await run_cli(world.env(db_path), world.tmp, "health") == (0, "ok\n")
         await ask(world, JOBS)
         await eventually(lambda: states(db_path) == ["processing"] * JOBS, what="jobs processing")
         await eventually(lambda: world.zai.faults_applied, what="the injected poll error")
@@ -168,6 +174,8 @@ async def test_backup_while_jobs_run_restores_and_metrics_follow(world: World) -
     finally:
         assert await bot.stop() == 0, bot.log()
     check_json_log(bot.log(), world)
+    code, out = await run_cli(world.env(db_path), world.tmp, "health")  # the container's check
+    assert code == 1 and "unhealthy: no answer" in out
     await restore(world, backup)
 
 
