@@ -10,7 +10,7 @@ NEED_311 := import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
 UV_VERSION := 0.13.9
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock"
 
-.PHONY: run test lint bench doctor lock lock-check
+.PHONY: run install test lint bench doctor lock lock-check
 
 $(BIN)/python:
 	@$(PY) -c '$(NEED_311)' 2>/dev/null || { echo "error: Python 3.11 or newer is needed; $(PY) is $$($(PY) -V 2>&1 || echo missing). Run: make PY=python3.11 (or newer)"; exit 1; }
@@ -29,6 +29,9 @@ $(DEV_STAMP): requirements-dev.lock $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m bot
+
+# The runtime environment only (what the systemd unit runs; the Dockerfile installs the same lock).
+install: $(STAMP)
 
 doctor: $(STAMP)
 	$(BIN)/python -m bot doctor
