@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import configparser
 import inspect
+import json
 import re
 import shlex
 import sys
@@ -286,3 +287,15 @@ def test_locks_pin_with_hashes_and_markers() -> None:
     assert "test" not in " ".join(locked("requirements.lock")) and "ruff" not in locked(
         "requirements.lock"
     )
+
+
+def test_grafana_dashboard_uses_only_metrics_the_bot_serves() -> None:
+    dashboard = json.loads(text("docs/grafana-dashboard.json"))
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {
+        re.sub(r"_(bucket|count|sum|total)$", "", m)
+        for e in exprs
+        for m in re.findall(r"videobot_\w+", e)
+    }
+    served = set(re.findall(r'"(videobot_\w+)"', text("bot/metrics.py")))
+    assert used and used <= served, used - served
