@@ -86,16 +86,15 @@ def _copy(source: Path, partial: Path) -> tuple[int, dict[str, int]]:
 def _describe(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
     """Schema version and the row count of every table."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
-        )
-    ]
-    # Table names come from sqlite_schema, quoted; never from input.
-    rows = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}  # noqa: S608
-    return version, rows
+    tables = [r[0] for r in conn.execute(sql.SELECT_TABLES)]
+    return version, {table: _count(conn, table, tables) for table in tables}
+
+
+def _count(conn: sqlite3.Connection, table: str, tables: list[str]) -> int:
+    """Rows of one table (a name read from sqlite_schema, never from input)."""
+    if table not in tables:
+        raise BackupError(f"unknown table {table!r}")
+    return int(conn.execute(sql.COUNT_ROWS % table).fetchone()[0])
 
 
 def _verify(path: Path, version: int, rows: dict[str, int]) -> None:

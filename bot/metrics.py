@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -98,13 +100,16 @@ class DatabaseCollector:
         snap.polls = await self._histogram(sql.METRICS_POLLS, POLL_BUCKETS)
         self.snapshot = snap
 
-    async def _histogram(
-        self, source: str, bounds: Sequence[float]
-    ) -> tuple[list[int], int, float]:
-        """Cumulative counts per bound, the count and the sum, in one query."""
-        query = sql.METRICS_HISTOGRAM % (", ".join("sum(x <= ?)" for _ in bounds), source)
-        row = await self.db.fetchone(query, tuple(bounds))
-        return [int(v or 0) for v in row[: len(bounds)]], int(row[-2]), float(row[-1])
+    async def _histogram(self, query: str, bounds: Sequence[float]) -> tuple[list[int], int, float]:
+        """Cumulative counts per bound, the count and the sum, from one grouped query."""
+        per_bucket = [0] * (len(bounds) + 1)
+        total_sum = 0.0
+        for bucket, count, value_sum in await self.db.fetchall(
+            query, {"bounds": json.dumps(bounds)}
+        ):
+            per_bucket[bucket] = count
+            total_sum += value_sum or 0.0
+        return list(itertools.accumulate(per_bucket))[: len(bounds)], sum(per_bucket), total_sum
 
     def collect(self) -> Iterable[Metric]:
         """The families Prometheus sees."""

@@ -460,16 +460,31 @@ SELECT model, coalesce(sum(cost), 0) FROM jobs WHERE state = 'delivered' AND ref
 GROUP BY model
 """
 
-# Histograms over every job that got that far: `le` bounds are passed as parameters.
+# Histograms over every job that got that far, in one pass: rows of (bucket, count, sum), where
+# bucket is the index of the first bound (a JSON array parameter) at or above the value.
 METRICS_DELIVERY_LAG = """
-SELECT delivered_at - finished_at AS x FROM jobs
-WHERE state = 'delivered' AND delivered_at IS NOT NULL AND finished_at IS NOT NULL
+SELECT (SELECT count(*) FROM json_each(:bounds) AS b WHERE b.value < x) AS bucket,
+       count(*), sum(x)
+FROM (SELECT delivered_at - finished_at AS x FROM jobs
+      WHERE state = 'delivered' AND delivered_at IS NOT NULL AND finished_at IS NOT NULL)
+GROUP BY bucket
 """
 
-METRICS_POLLS = "SELECT polls AS x FROM jobs WHERE task_id IS NOT NULL AND finished_at IS NOT NULL"
+METRICS_POLLS = """
+SELECT (SELECT count(*) FROM json_each(:bounds) AS b WHERE b.value < x) AS bucket,
+       count(*), sum(x)
+FROM (SELECT polls AS x FROM jobs WHERE task_id IS NOT NULL AND finished_at IS NOT NULL)
+GROUP BY bucket
+"""
 
-# One pass: the count at or under each bound, the total count and the sum (%s: `sum(x <= ?)`s).
-METRICS_HISTOGRAM = "SELECT %s, count(*), coalesce(sum(x), 0) FROM (%s)"
+# --- backup (bot/backup.py) -------------------------------------------------------------------
+
+SELECT_TABLES = """
+SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name
+"""
+
+# The table name comes from SELECT_TABLES and is checked against it before use.
+COUNT_ROWS = 'SELECT count(*) FROM "%s"'
 
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.logs import log_ids, setup_logging
-from bot.metrics import serve_metrics
+from bot.metrics import DatabaseCollector, serve_metrics
+from storage.db import Database
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser
 from tests.fakes.zai import FakeZai, Fault
 from tests.harness import harness
@@ -309,3 +311,26 @@ async def test_json_log_lines_carry_ids_and_stay_redacted(
 async def _log_in_job_task(log: logging.Logger) -> None:
     """A line logged by one of the engine's per-job tasks."""
     log.info("in a job task")
+
+
+async def test_delivery_lag_histogram_buckets_from_the_database(db: Database) -> None:
+    lags = [0.3, 1.5, 100.0, 1000.0]  # LAG_BUCKETS: 0.5 1 2 5 10 30 60 300
+    for i, lag in enumerate(lags):
+        await db.execute(
+            "INSERT INTO jobs (guild_id, channel_id, user_id, model, mode, options, origin, cost,"
+            " credit_day, request_id, state, created_at, updated_at, finished_at, delivered_at,"
+            " task_id, polls) VALUES (1, 2, 3, 'cogvideox-3', 'text', '{}', 'slash', 1,"
+            " '2026-12-01', ?, 'delivered', 0, 0, 10, ?, 't', ?)",
+            (f"r{i}", 10 + lag, i + 1),
+        )
+    collector = DatabaseCollector(db)
+    await collector.refresh()
+    page = samples(generate_latest(collector).decode())  # type: ignore[arg-type]
+    lag = "videobot_delivery_lag_seconds_bucket"
+    assert [value(page, lag, le=le) for le in ("0.5", "1.0", "2.0", "60.0", "300.0", "+Inf")] == [
+        1, 1, 2, 2, 3, 4,
+    ]  # fmt: skip
+    assert value(page, "videobot_delivery_lag_seconds_sum") == pytest.approx(sum(lags))
+    assert value(page, "videobot_polls_per_job_bucket", le="2.0") == 2
+    assert value(page, "videobot_polls_per_job_count") == 4
+    assert value(page, "videobot_credits_spent_total", model="cogvideox-3") == 4
