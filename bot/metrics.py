@@ -257,7 +257,13 @@ async def serve_metrics(
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+        try:
+            await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+        except OSError as exc:  # a port in use is a setting to change, not a crash
+            raise SystemExit(
+                f"error: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}"
+                f" ({exc.strerror}); choose another METRICS_PORT or leave it empty"
+            ) from None
         log.info("metrics and /healthz on port %d", settings.metrics_port)
         yield server
     finally:

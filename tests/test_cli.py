@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -98,3 +99,19 @@ async def test_doctor_checks_discord_token_and_guild_permissions(tmp_path: Path)
     assert code == 1 and "[FAIL] Discord token: refused (401)" in out
     assert "[ok] Z.AI key" in out and "Discord guild" not in out
     assert "not-the-discord-token-456" not in out + err
+
+
+async def test_metrics_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "DISCORD_TOKEN": "discord-token-for-metrics",
+            "ZAI_API_KEY": "zai-key-for-metrics",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'bot.db'}",
+            "METRICS_PORT": str(port),
+        }
+        code, _, err = await run_bot([], tmp_path, env)
+    assert code == 1 and "Traceback" not in err
+    assert f"error: cannot serve metrics on 127.0.0.1:{port}" in err and "METRICS_PORT" in err
