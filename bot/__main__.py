@@ -1,4 +1,5 @@
-"""`python -m bot` runs the bot; `python -m bot doctor` checks the set-up."""
+"""`python -m bot` runs the bot; `doctor` checks the set-up; `backup PATH` copies the database;
+`health` asks the running bot's /healthz (the container health check)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pydantic import ValidationError
 
 from bot.settings import Settings, describe_errors
 
+USAGE = "usage: python -m bot [doctor | backup PATH | health]"
+
 
 def main(argv: list[str]) -> int:
     """Dispatch on the sub-command; settings errors are one line each, never a traceback."""
@@ -16,16 +19,20 @@ def main(argv: list[str]) -> int:
         from bot.doctor import doctor
 
         return asyncio.run(doctor())
-    if argv:
-        print("usage: python -m bot [doctor]", file=sys.stderr)
+    if argv not in ([], ["health"]) and not (argv[:1] == ["backup"] and len(argv) == 2):
+        print(USAGE, file=sys.stderr)
         return 2
-    try:
-        settings = Settings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        for line in describe_errors(exc):
-            print(f"error: {line}", file=sys.stderr)
-        print("See .env.example for every setting.", file=sys.stderr)
+    settings = load_settings()
+    if settings is None:
         return 1
+    if argv[:1] == ["backup"]:
+        from bot.backup import run_backup
+
+        return run_backup(settings.database_path, argv[1])
+    if argv == ["health"]:
+        from bot.metrics import check_health
+
+        return check_health(settings)
     from bot.runner import run
     from storage.db import DatabaseError
 
@@ -37,6 +44,17 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def load_settings() -> Settings | None:
+    """The settings, or None after one line per missing or invalid one."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        for line in describe_errors(exc):
+            print(f"error: {line}", file=sys.stderr)
+        print("See .env.example for every setting.", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":

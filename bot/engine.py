@@ -176,6 +176,7 @@ class Engine:
         self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
+        self.last_pass = time.time()  # when the scheduler last looked at the database (/healthz)
 
     # --- accepting requests ---------------------------------------------------------------
 
@@ -447,7 +448,7 @@ class Engine:
         while not self._closing:
             self._wake.clear()
             try:
-                begun = time.time()
+                self.last_pass = begun = time.time()
                 started = await self._fill_slots() + await self._start_due_polls()
                 # Nothing startable now: sleep until the next future time or a wake() (a slot
                 # freed, a poll answered); counting blocked due jobs here made the loop spin.

@@ -8,6 +8,7 @@ import signal
 
 from bot.app import open_resources
 from bot.logs import setup_logging
+from bot.metrics import serve_metrics
 from bot.schedule import PollPolicy
 from bot.settings import Settings
 from cogs.app import VideoBot, configure_endpoints
@@ -48,7 +49,7 @@ async def run(settings: Settings, policy: PollPolicy | None = None) -> None:
     its times scaled down); production always uses the default.
     """
     secrets = [settings.discord_token.get_secret_value(), settings.zai_api_key.get_secret_value()]
-    setup_logging(settings.log_level, secrets)
+    setup_logging(settings.log_level, secrets, settings.log_format)
     configure_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     terminate = _Terminate()
     task = asyncio.current_task()
@@ -68,6 +69,6 @@ async def _serve(settings: Settings, policy: PollPolicy | None) -> None:
     """The bot's whole life: resources, login, gateway, then an orderly close."""
     async with open_resources(settings, policy) as resources:
         bot = VideoBot(resources)
-        async with bot:
+        async with bot, serve_metrics(settings, bot, resources):
             log.info("starting; database at %s", settings.database_path)
             await bot.start(settings.discord_token.get_secret_value())

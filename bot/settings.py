@@ -19,6 +19,13 @@ class LogLevel(StrEnum):
     CRITICAL = "CRITICAL"
 
 
+class LogFormat(StrEnum):
+    """How log lines are written."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 class Settings(BaseSettings):
     """Operator settings; secrets are `SecretStr` so they never print."""
 
@@ -36,6 +43,10 @@ class Settings(BaseSettings):
     zai_max_concurrent_tasks: int = Field(default=5, ge=1)
     trusted_media_hosts: str = ""
     log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.TEXT
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    health_scheduler_seconds: float = Field(default=180.0, gt=0)
 
     @field_validator("zai_base_url", "discord_api_base")
     @classmethod
@@ -63,10 +74,15 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("dev_guild_id", mode="before")
+    @field_validator("dev_guild_id", "metrics_port", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def database_path(self) -> Path:

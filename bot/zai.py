@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot import metrics
 from bot.errors import ProviderError, ProviderErrorKind
 from bot.provider import TaskState, TaskStatus
 
@@ -120,6 +121,7 @@ class ZaiClient:
         Scrub first: cutting first could leave the head of a key that straddles the cut.
         """
         exc.message = self._scrub(exc.message)[:MESSAGE_MAX]
+        metrics.provider_error(exc.code)
         return exc
 
     async def submit(self, body: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Resources
+from bot.logs import set_log_ids
 from cogs.replies import report_error
 
 if TYPE_CHECKING:  # the extensions are loaded by name; these names are for the wiring's types
@@ -34,6 +35,11 @@ def configure_endpoints(api_base: str, gateway_url: str) -> None:
 
 class VideoTree(app_commands.CommandTree):
     """The one error boundary of every slash command and context menu."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Tag the handler's log lines with the guild and user (JSON logs)."""
+        set_log_ids(guild_id=interaction.guild_id, user_id=interaction.user.id)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import models
+from bot import metrics, models
 from bot.engine import JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
@@ -255,6 +255,7 @@ class Video(commands.Cog):
         """A slash command or the menu: attachment metadata, acknowledge, then the pipeline."""
         check_attachments(attachments)  # refusals before the ack stay a direct answer
         await interaction.response.defer(ephemeral=True, thinking=True)
+        metrics.first_response(interaction.created_at)
         request = JobRequest(
             interaction.guild_id or 0,
             interaction.channel_id or 0,

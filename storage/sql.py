@@ -447,6 +447,41 @@ FROM jobs WHERE guild_id = ? AND created_at >= ?
 GROUP BY user_id ORDER BY jobs DESC, credits DESC LIMIT ?
 """  # noqa: S608 (enum values)
 
+# --- metrics (computed when Prometheus scrapes; no counters to keep in step) -----------------
+
+METRICS_JOBS = "SELECT state, model, count(*) FROM jobs GROUP BY state, model"
+
+METRICS_CREDITS_SPENT = f"""
+SELECT model, coalesce(sum(cost), 0) FROM jobs WHERE state = {DELIVERED} AND refunded = 0
+GROUP BY model
+"""  # noqa: S608 (enum values)
+
+# Histograms over every job that got that far, in one pass: rows of (bucket, count, sum), where
+# bucket is the index of the first bound (a JSON array parameter) at or above the value.
+METRICS_DELIVERY_LAG = f"""
+SELECT (SELECT count(*) FROM json_each(:bounds) AS b WHERE b.value < x) AS bucket,
+       count(*), sum(x)
+FROM (SELECT delivered_at - finished_at AS x FROM jobs
+      WHERE state = {DELIVERED} AND delivered_at IS NOT NULL AND finished_at IS NOT NULL)
+GROUP BY bucket
+"""  # noqa: S608 (enum values)
+
+METRICS_POLLS = """
+SELECT (SELECT count(*) FROM json_each(:bounds) AS b WHERE b.value < x) AS bucket,
+       count(*), sum(x)
+FROM (SELECT polls AS x FROM jobs WHERE task_id IS NOT NULL AND finished_at IS NOT NULL)
+GROUP BY bucket
+"""
+
+# --- backup (bot/backup.py) -------------------------------------------------------------------
+
+SELECT_TABLES = """
+SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name
+"""
+
+# The table name comes from SELECT_TABLES and is checked against it before use.
+COUNT_ROWS = 'SELECT count(*) FROM "%s"'
+
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 
 UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"

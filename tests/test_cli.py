@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
+from tests.fakes.discord import FakeDiscord, Perm
 from tests.fakes.zai import FakeZai
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,9 +47,10 @@ async def test_doctor_reports_missing_key(tmp_path: Path) -> None:
 
 
 async def test_doctor_checks_database_and_key(tmp_path: Path) -> None:
-    async with FakeZai() as fake:
+    async with FakeZai() as fake, FakeDiscord() as discord:
         env = {
-            "DISCORD_TOKEN": "discord-token-for-doctor",
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_BASE": discord.api_base,
             "ZAI_BASE_URL": fake.base_url,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'bot.db'}",
         }
@@ -57,3 +60,58 @@ async def test_doctor_checks_database_and_key(tmp_path: Path) -> None:
     assert "[ok] database" in good[1] and "[ok] Z.AI key" in good[1]
     assert bad[0] != 0 and "[FAIL] Z.AI key: auth" in bad[1]
     assert "refused-key-123" not in bad[1] + bad[2]
+
+
+async def test_doctor_checks_discord_token_and_guild_permissions(tmp_path: Path) -> None:
+    async with FakeZai() as fake, FakeDiscord() as discord:
+        ready = discord.add_guild(name="Ready")
+        lacking = discord.add_guild(name="Lacking", bot_permissions=0)
+        lacking.roles[lacking.id].permissions = int(
+            Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES_IN_THREADS
+        )
+        env = {
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_BASE": discord.api_base,
+            "ZAI_API_KEY": fake.api_key,
+            "ZAI_BASE_URL": fake.base_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'bot.db'}",
+        }
+        runs = {
+            name: await run_bot(["doctor"], tmp_path, {**env, **extra})
+            for name, extra in {
+                "good": {"DEV_GUILD_ID": str(ready.id)},
+                "lacking": {"DEV_GUILD_ID": str(lacking.id)},
+                "unknown": {"DEV_GUILD_ID": "123456789012345678"},
+                "bad_token": {"DISCORD_TOKEN": "not-the-discord-token-456"},
+            }.items()
+        }
+    code, out, _ = runs["good"]
+    assert code == 0, out
+    assert f"[ok] Discord token: accepted: logged in as {discord.bot_user.username}" in out
+    assert f"[ok] Discord guild {ready.id}: Ready: the bot has every permission it needs" in out
+    code, out, _ = runs["lacking"]
+    assert code == 1 and f"[FAIL] Discord guild {lacking.id}: missing permissions: " in out
+    assert "Send Messages, Embed Links, Attach Files, Read Message History" in out
+    assert "View Channels" not in out
+    code, out, _ = runs["unknown"]
+    assert code == 1 and "[FAIL] Discord guild 123456789012345678: not found (404)" in out
+    code, out, err = runs["bad_token"]
+    assert code == 1 and "[FAIL] Discord token: refused (401)" in out
+    assert "[ok] Z.AI key" in out and "Discord guild" not in out
+    assert "not-the-discord-token-456" not in out + err
+
+
+async def test_metrics_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "DISCORD_TOKEN": "discord-token-for-metrics",
+            "ZAI_API_KEY": "zai-key-for-metrics",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'bot.db'}",
+            "METRICS_PORT": str(port),
+        }
+        code, _, err = await run_bot([], tmp_path, env)
+    assert code == 1 and "Traceback" not in err
+    assert f"error: cannot serve metrics on 127.0.0.1:{port}" in err and "METRICS_PORT" in err

@@ -1,4 +1,4 @@
-"""pyproject's ranges admit exactly what requirements.lock pins (what the tests ran with)."""
+"""pyproject's ranges admit exactly what the locks pin (what the tests ran with)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pins() -> dict[str, str]:
-    """name -> version of requirements.lock."""
+    """name -> version of the locks (runtime and development; `name==1.2 ; marker \\` lines)."""
     found = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        if "==" in line and not line.lstrip().startswith("#"):
-            name, version = line.split("==")
-            found[canonicalize_name(name)] = version.strip()
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        for line in (ROOT / lock).read_text().splitlines():
+            if "==" in line and not line.lstrip().startswith(("#", "--hash")):
+                name, rest = line.split("==", 1)
+                found[canonicalize_name(name.strip())] = rest.split(";")[0].split()[0]
     return found
 
 
