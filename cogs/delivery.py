@@ -195,7 +195,7 @@ class Delivery(commands.Cog):
         """The status text with the live queue position and expected time."""
         position = await self.engine.queue_position(job.id) if job.state == "queued" else None
         return status_text(
-            job, position=position, expected=self.engine.schedule.expected(job.model)
+            job, position=position, expected=self.engine.schedule.expected(job.model, job.options)
         )
 
     async def _refresh_queue(self) -> None:

@@ -147,6 +147,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_guild ON audit_log (guild_id, id);
     """,
+    # 3: when a poll last found the task still running (the poll schedule learns intervals).
+    """
+    ALTER TABLE jobs ADD COLUMN last_running_at REAL;
+    """,
 ]
 
 PRAGMAS = (
@@ -163,7 +167,7 @@ JOB_COLUMNS = """
     credit_day, request_id, task_id, state, created_at, updated_at, submitted_at, finished_at,
     delivered_at, attempts, polls, next_attempt_at, next_poll_at, video_url, cover_url, error_code,
     error_message, refunded, upload_limit, status_message_id, result_message_id,
-    approval_message_id, decided_by
+    approval_message_id, decided_by, last_running_at
 """
 
 INSERT_JOB = """
@@ -234,9 +238,11 @@ SELECT count(*) + 1 FROM ranked, me
 WHERE ranked.turn < me.turn OR (ranked.turn = me.turn AND ranked.id < me.id)
 """  # noqa: S608
 
+# The second parameter is a JSON list of the jobs whose poll is already in flight.
 SELECT_DUE_POLLS = f"""
 SELECT {JOB_COLUMNS} FROM jobs
 WHERE state = 'processing' AND next_poll_at <= ?
+  AND id NOT IN (SELECT value FROM json_each(?))
 ORDER BY next_poll_at LIMIT ?
 """  # noqa: S608
 
@@ -249,9 +255,13 @@ SELECT min(t) FROM (
 )
 """
 
-SELECT_RECENT_DURATIONS = """
-SELECT finished_at - submitted_at FROM jobs
-WHERE model = ? AND finished_at IS NOT NULL AND submitted_at IS NOT NULL
+# What the poll schedule learns from: finished after last_running_at (or the submit, when no
+# poll found it running), before finished_at.
+SELECT_RECENT_OBSERVATIONS = """
+SELECT model, options, coalesce(last_running_at - submitted_at, 0.0) AS lower,
+       finished_at - submitted_at AS upper
+FROM jobs
+WHERE finished_at IS NOT NULL AND submitted_at IS NOT NULL
   AND state IN ('succeeded', 'delivered', 'undeliverable')
 ORDER BY id DESC LIMIT ?
 """
@@ -274,6 +284,13 @@ WHERE id = ? AND state = 'submitting'
 
 MARK_POLLED = """
 UPDATE jobs SET polls = polls + 1, next_poll_at = ?, updated_at = ?
+WHERE id = ? AND state = 'processing'
+"""
+
+# A poll that found the task still running (written in batches: losing one to a crash only
+# means the job is polled again).
+MARK_RUNNING = """
+UPDATE jobs SET polls = polls + 1, next_poll_at = ?, last_running_at = ?, updated_at = ?
 WHERE id = ? AND state = 'processing'
 """
 
