@@ -141,6 +141,7 @@ class Engine:
         self._planned_wake = 0.0
         self._in_pass = False
         self._soonest = math.inf  # earliest next time learned while a pass ran
+        self._sleep: asyncio.Timeout | None = None  # the loop's sleep, to bring forward
         self._fill_due = True  # a slot may have freed or a job arrived: look at the queue
         self._backlog = False  # the last pass left due polls for later (too many in flight)
         self._closing = False
@@ -355,6 +356,10 @@ class Engine:
             return
         if self._in_pass:  # the pass computes its sleep after this: let it include `at`
             self._soonest = min(self._soonest, at)
+        elif self._sleep is not None:  # bring the sleep forward: no pass needed until then
+            self._planned_wake = at
+            loop = asyncio.get_running_loop()
+            self._sleep.reschedule(loop.time() + max(0.0, at - time.time()))
         else:
             self._wake.set()
 
@@ -394,10 +399,12 @@ class Engine:
             self._planned_wake = now + delay
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel of close().
             try:
-                async with asyncio.timeout(delay):
+                async with asyncio.timeout(delay) as self._sleep:
                     await self._wake.wait()
             except TimeoutError:
                 self._fill_due = True  # a queued job's retry time may have come
+            finally:
+                self._sleep = None
 
     async def _idle_time(self, since: float) -> float:
         """Seconds until the next poll or retry time after `since` (the pass looked at all
