@@ -61,20 +61,31 @@ def mean_by_index(runs: Sequence[Sequence[Outcome]], field: str) -> list[float]:
     return [statistics.fmean(getattr(run[i], field) for run in runs) for i in range(len(runs[0]))]
 
 
-def settled_after(curve: Sequence[float], steady: float, tolerance: float = 0.1) -> int:
-    """Jobs before a mean-lag curve is back, and stays, within `tolerance` of `steady`."""
-    for k in range(len(curve)):
-        if all(value <= steady * (1 + tolerance) for value in curve[k:]):
+def settled_after(
+    curve: Sequence[float], steady: float, tolerance: float = 0.1, window: int = 5
+) -> int:
+    """Jobs before a mean-lag curve is back, and stays, within `tolerance` of `steady`; each
+    point is averaged with the next `window - 1` (the lag of one job is noisy: ~uniform over
+    a poll interval, with a long tail past the window)."""
+    smooth = [statistics.fmean(curve[k : k + window]) for k in range(len(curve) - window + 1)]
+    for k in range(len(smooth)):
+        if all(value <= steady * (1 + tolerance) for value in smooth[k:]):
             return k
     return len(curve)
 
 
 def prior_wrong(
-    policy: PollPolicy, ratio: float, *, sigma: float = 0.2, runs: int = 100, jobs: int = 30
+    policy: PollPolicy,
+    ratio: float,
+    *,
+    prior: float = 120.0,
+    sigma: float = 0.2,
+    runs: int = 100,
+    jobs: int = 30,
 ) -> dict[str, float]:
     """True times `ratio` x the prior's: jobs until the mean lag (across `runs` independent
     streams) is within 10 % of the steady state's, and polls per job and p95 lag until then."""
-    prior, median = 120.0, 120.0 * ratio
+    median = prior * ratio
     wrong = [
         stream(PollSchedule(policy, {"m": prior}), lognormal(median, sigma, seed), jobs)
         for seed in range(runs)
@@ -86,10 +97,14 @@ def prior_wrong(
     steady = statistics.fmean(o.lag for run in steady_runs for o in run[50:])
     settled = settled_after(mean_by_index(wrong, "lag"), steady)
     meanwhile = [o for run in wrong for o in run[: max(1, settled)]]
+    first_ten = [o for run in wrong for o in run[:10]]
     lags = sorted(o.lag for o in meanwhile)
     return {
         "ratio": ratio,
+        "prior": prior,
         "jobs_to_settle": settled,
+        "polls_first_ten": statistics.fmean(o.polls for o in first_ten),
+        "p95_lag_first_ten": sorted(o.lag for o in first_ten)[int(0.95 * len(first_ten))],
         "steady_lag": steady,
         "polls_meanwhile": statistics.fmean(o.polls for o in meanwhile),
         "p95_lag_meanwhile": lags[min(len(lags) - 1, int(0.95 * len(lags)))],
