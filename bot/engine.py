@@ -133,6 +133,8 @@ class Engine:
         self._polls: set[asyncio.Task[None]] = set()
         self._events: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
+        self._submit_slots = asyncio.Semaphore(self.config.submit_concurrency)
+        self._waiting_submits = 0  # submit tasks still queued behind _submit_slots
         self._loop_task: asyncio.Task[None] | None = None
         # Polls that found their task still running, written in batches by one flusher task.
         self._running: list[tuple[int, float, float]] = []
@@ -422,17 +424,16 @@ class Engine:
         now = time.time()
         if now < self.halted_until:
             return 0
-        # Submits in flight are bounded too: past ~8-16 requests in flight httpx slows down.
-        room = self.config.submit_concurrency - len(self._submits)
-        if room <= 0:
-            return 0
-        free = min(room, self.config.max_concurrent - await self.store.count_active())
+        # Jobs waiting for a submit slot hold a provider slot too (they are not marked yet).
+        active = await self.store.count_active() + self._waiting_submits
+        free = self.config.max_concurrent - active
         if free <= 0:
             return 0
         started = 0
         for job in await self.store.fair_queue(now, free):
-            if job.id not in self._busy and await self.store.mark_submitting(job.id):
+            if job.id not in self._busy:
                 self._busy.add(job.id)
+                self._waiting_submits += 1
                 self._track(self._submits, spawn(self._submit(job), name=f"submit-job-{job.id}"))
                 started += 1
         return started
@@ -464,7 +465,26 @@ class Engine:
         task.add_done_callback(tasks.discard)
 
     async def _submit(self, job: Job) -> None:
-        """Send one job to the provider; its state says what happened whatever the outcome."""
+        """Send one job to the provider; its state says what happened whatever the outcome.
+
+        At most `submit_concurrency` submits are in flight (httpx slows down past ~8-16); a job
+        waiting for its turn is still 'queued', so a shutdown meanwhile leaves it queued.
+        """
+        waiting = True
+        try:
+            async with self._submit_slots:
+                waiting = False
+                self._waiting_submits -= 1
+                if not self._closing and await self.store.mark_submitting(job.id):
+                    await self._send(job)
+        finally:
+            if waiting:  # cancelled in the queue
+                self._waiting_submits -= 1
+            self._busy.discard(job.id)
+            self.wake()
+
+    async def _send(self, job: Job) -> None:
+        """The submit itself, for a job marked 'submitting'."""
         try:
             body = await self._body(job)
             failpoint("before_submit")
@@ -477,9 +497,6 @@ class Engine:
             await self.store.mark_processing(job.id, task_id, first)
             log.info("job %d submitted as task %s", job.id, task_id)
             await self._emit_job(JobEvent.STARTED, job.id)
-        finally:
-            self._busy.discard(job.id)
-            self.wake()
 
     async def _body(self, job: Job) -> dict[str, object]:
         """The request body, images as data: URIs (Discord links expire; the provider may not reach them)."""
