@@ -115,9 +115,15 @@ async def run_engine(config: dict[str, Any], events: Events) -> None:
     settings = load_settings(config)
     _start_logging(settings)
     policy = PollPolicy(**config["policy"])
+    profile = cProfile.Profile() if config.get("profile") else None
     async with open_resources(settings, policy) as resources:
         resources.engine.listener = NullListener()
         await resources.engine.start()
         events.emit("ready")
+        if profile is not None:  # a diagnosis of the engine's CPU (not used by the figures)
+            profile.enable()
         await until_stopped()
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(config["profile"])
         await resources.engine.close()

@@ -55,9 +55,13 @@ def split(profile: Path, threads: dict[str, float], jobs: int) -> dict[str, floa
     out = {}
     for phase, entries in PHASES.items():
         out[phase] = cumulative(stats, entries) / busy * loop_cpu / jobs
-    out["other on the event loop (discord.py gateway, HTTP, events)"] = loop_cpu / jobs - sum(
-        out.values()
+    # deliver() holds the download and the upload; the rest of it is the delivery's own work.
+    whole = cumulative(stats, [("cogs/delivery.py", "deliver")]) / busy * loop_cpu / jobs
+    out["delivery bookkeeping (rows, temp files)"] = max(
+        0.0, whole - out["download"] - out["upload"]
     )
+    rest = loop_cpu / jobs - sum(out.values())
+    out["other on the event loop (discord.py gateway, HTTP, events)"] = rest
     out["database thread (aiosqlite)"] = threads.get("database", 0.0) / jobs
     out["worker threads (image checks, file system)"] = threads.get("workers", 0.0) / jobs
     return out
