@@ -358,7 +358,8 @@ class Engine:
             return
         if self._in_pass:  # the pass computes its sleep after this: let it include `at`
             self._soonest = min(self._soonest, at)
-        elif self._sleep is not None:  # bring the sleep forward: no pass needed until then
+        elif self._sleep is not None and not self._sleep.expired():
+            # Bring the sleep forward: no pass is needed until then.
             self._planned_wake = at
             loop = asyncio.get_running_loop()
             self._sleep.reschedule(loop.time() + max(0.0, at - time.time()))
@@ -558,18 +559,23 @@ class Engine:
     async def _poll(self, job: Job) -> None:
         """Poll one task and move the job on."""
         handed = False  # the job stays busy until the flusher has written its next poll time
+        settled = False  # its next step is recorded (or it ended): no pass needed for it
         try:
             async with self._poll_slots:
                 sent = time.time()
                 state = await self.provider.get_task(job.task_id or "")
             handed = await self._apply_poll(job, state, sent)
+            settled = True
         except ProviderError as exc:
             await self._poll_failed(job, exc)
+            settled = True
         finally:
             if not handed:
                 self._busy.discard(job.id)
-            # Polls were left due for lack of room: start more once half of these are done.
-            if self._backlog and len(self._polls) <= self.config.poll_concurrency:
+            # An unexpected error left the job due; or polls were left due for lack of room:
+            # start more once half of these are done.
+            backlog = self._backlog and len(self._polls) <= self.config.poll_concurrency
+            if not settled or backlog:
                 self._wake.set()
 
     async def _apply_poll(self, job: Job, state: TaskState, sent: float) -> bool:
