@@ -3,9 +3,10 @@
 The bot runs the measured batch once more with cProfile on its event-loop thread (started by
 SIGUSR1 just before the batch) and reports each thread's CPU from /proc. The profile's
 cumulative time of each phase's entry points, as a share of the loop thread's busy time
-(everything but waiting in epoll), is applied to the loop thread's measured CPU, so the
-profiler's own overhead cancels out; the database thread (aiosqlite) and worker threads
-(`asyncio.to_thread`) are reported from /proc directly.
+(everything but waiting in epoll), is applied to the loop thread's CPU in the unprofiled run
+(its whole-process CPU per job minus the other threads'), so the profiler's own overhead
+cancels out; the database thread (aiosqlite) and worker threads (`asyncio.to_thread`) are
+reported from /proc directly.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ def cumulative(stats: dict[Any, Any], entries: list[tuple[str, str]]) -> float:
     return total
 
 
-def split(profile: Path, threads: dict[str, float], jobs: int) -> dict[str, float]:
-    """CPU seconds per job by phase."""
+def split(profile: Path, threads: dict[str, float], jobs: int, whole: float) -> dict[str, float]:
+    """CPU seconds per job by phase; `whole` is the unprofiled run's CPU per job."""
     stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
     busy = sum(tt for key, (_cc, _nc, tt, _ct, _c) in stats.items() if key[2] != IDLE)
-    loop_cpu = threads.get("main", 0.0)
+    others = threads.get("database", 0.0) + threads.get("workers", 0.0)
+    loop_cpu = max(0.0, whole * jobs - others)
     out = {}
     for phase, entries in PHASES.items():
         out[phase] = cumulative(stats, entries) / busy * loop_cpu / jobs
@@ -67,16 +69,17 @@ def split(profile: Path, threads: dict[str, float], jobs: int) -> dict[str, floa
     return out
 
 
-async def phase_split(ctx: Context) -> tuple[Table, dict[str, float]]:
-    """Profile the learned schedule over a warm-up and the measured batch; the table by phase."""
+async def phase_split(ctx: Context, whole: float) -> tuple[Table, dict[str, float]]:
+    """Profile the learned schedule over a warm-up and the measured batch; the table by phase
+    (`whole`: the unprofiled run's CPU per delivered job)."""
     warm_jobs, jobs = workload(ctx)
     batches = [Batch("profiled warm-up", warm_jobs), Batch("profiled", jobs)]
     profile = ctx.dir("phases") / "bot.prof"
     threads = await run_bot(ctx, "phases", PollPolicy(), batches, profile=profile)
-    per_job = split(profile, threads, len(batches[-1].outcomes))
+    per_job = split(profile, threads, len(batches[-1].outcomes), whole)
     table = Table(
         ["phase", "CPU per delivered job"],
-        title="The bot's CPU per delivered job by phase (a profiled run of the same batch)",
+        title="The bot's CPU per delivered job by phase (profiled repeat, scaled to the run above)",
     )
     table.rows.extend([phase, ms(seconds)] for phase, seconds in per_job.items())
     table.rows.append(["whole process", ms(sum(per_job.values()))])
