@@ -259,10 +259,15 @@ def _figure(
         f"({probe['passes_per_poll']:.1f} passes per poll in the cost figure's probe; with "
         "polls left due, one pass starts a batch of them), and the answers that say "
         "'processing' are written in one transaction per batch, so a poll costs about its "
-        "HTTP request (requests figure: ~1 ms for httpx at a few in flight) plus its share "
-        "of a batched UPDATE. Z.AI has no batch status endpoint, so below that only a "
-        "cheaper HTTP client, or a longer `max_interval` for jobs far past their window, "
-        "would go."
+        "HTTP request: a profile of the engine polling alone (the engine child's `profile` "
+        "option) puts ~90 % of a poll's CPU in `httpx.AsyncClient.get`, where httpcore's "
+        "pool checks every idle connection's socket through anyio on each request (the "
+        "requests figure has httpx at 1.1-1.2 ms per request on a quiet machine, more while "
+        "other processes compete for the two cores). Why the 1 ms goal is missed, and what "
+        "would close it: the scheduler's own share is a few per cent, so only a cheaper HTTP "
+        "client for the provider calls (aiohttp, which discord.py already brings, parses in "
+        "C; `bot/zai.py`) would, or a longer `max_interval` for jobs far past their window "
+        "(Z.AI has no batch status endpoint)."
     )
     return Figure(
         "scale",
