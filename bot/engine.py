@@ -8,8 +8,8 @@ The front end receives events through a `JobListener` and reports delivery back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
@@ -120,6 +120,7 @@ class EngineConfig:
     max_concurrent: int = 5  # ZAI_MAX_CONCURRENT_TASKS
     max_inflight_per_user: int = 2
     poll_concurrency: int = 8  # polls in flight at once: httpx slows down past ~8-16
+    submit_concurrency: int = 8  # submits in flight at once, for the same reason
     max_submit_attempts: int = 20  # ~30 min of backoff: an outage of minutes delays, never fails
     halt_seconds: float = 300.0  # after an account error, wait this long before trying again
 
@@ -174,7 +175,19 @@ class Engine:
         self._polls: set[asyncio.Task[None]] = set()
         self._events: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
+        self._submit_slots = asyncio.Semaphore(self.config.submit_concurrency)
+        self._waiting_submits = 0  # submit tasks still queued behind _submit_slots
         self._loop_task: asyncio.Task[None] | None = None
+        # Polls that found their task still running, written in batches by one flusher task.
+        self._running: list[tuple[int, float, float]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        # The loop's plan: when it will look again; a poll wakes it only to come sooner.
+        self._planned_wake = 0.0
+        self._in_pass = False
+        self._soonest = math.inf  # earliest next time learned while a pass ran
+        self._sleep: asyncio.Timeout | None = None  # the loop's sleep, to bring forward
+        self._fill_due = True  # a slot may have freed or a job arrived: look at the queue
+        self._backlog = False  # the last pass left due polls for later (too many in flight)
         self._closing = False
         self.last_pass = time.time()  # when the scheduler last looked at the database (/healthz)
 
@@ -358,9 +371,9 @@ class Engine:
         """The queued jobs next in line, including those waiting out a retry within `horizon`."""
         return await self.store.fair_queue(time.time() + horizon, limit)
 
-    def expected_seconds(self, model: str) -> float:
-        """How long the model takes, as learned."""
-        return self.schedule.expected(model)
+    def expected_seconds(self, model: str, options: dict[str, Any] | None = None) -> float:
+        """How long the model takes for these options, as learned."""
+        return self.schedule.expected(model, options or {})
 
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         """Remember the public status message of a job."""
@@ -414,6 +427,8 @@ class Engine:
             self._loop_task = None
         for task in self._polls:
             task.cancel()
+        if self._flusher is not None:  # let a batch of poll results land (losing it is harmless)
+            await asyncio.gather(self._flusher, return_exceptions=True)
         if self._submits:
             await asyncio.wait(self._submits, timeout=submit_grace)
         for task in self._submits:
@@ -426,13 +441,27 @@ class Engine:
         await asyncio.gather(*self._events, return_exceptions=True)
 
     def wake(self) -> None:
-        """Make the scheduler look at the database now."""
+        """Make the scheduler look at the database now (a job arrived or a slot freed)."""
+        self._fill_due = True
         self._wake.set()
+
+    def _note_next(self, at: float) -> None:
+        """A job's next poll time was written outside a pass: wake only if it precedes the plan."""
+        if at >= self._planned_wake:
+            return
+        if self._in_pass:  # the pass computes its sleep after this: let it include `at`
+            self._soonest = min(self._soonest, at)
+        elif self._sleep is not None and not self._sleep.expired():
+            # Bring the sleep forward: no pass is needed until then.
+            self._planned_wake = at
+            loop = asyncio.get_running_loop()
+            self._sleep.reschedule(loop.time() + max(0.0, at - time.time()))
+        else:
+            self._wake.set()
 
     async def _recover(self) -> None:
         """A job caught mid-submit may or may not exist at the provider: never resend it."""
-        for model in models.MODELS:
-            self.schedule.learn(model, await self.store.recent_durations(model))
+        self.schedule.observe_many(await self.store.recent_observations())
         for job in await self.store.in_states((JobState.SUBMITTING,)):
             await self._end(
                 job, ProviderErrorKind.AMBIGUOUS, "submit_unconfirmed", "process stopped mid-submit"
@@ -447,19 +476,31 @@ class Engine:
         """One loop for every job: submit into free slots, start due polls, sleep until next."""
         while not self._closing:
             self._wake.clear()
+            self._in_pass, self._soonest, self._planned_wake = True, math.inf, math.inf
             try:
                 self.last_pass = begun = time.time()
-                started = await self._fill_slots() + await self._start_due_polls()
-                # Nothing startable now: sleep until the next future time or a wake() (a slot
-                # freed, a poll answered); counting blocked due jobs here made the loop spin.
-                delay = 0.0 if started else await self._idle_time(begun)
+                if self._fill_due:  # only a freed slot, a new job or a timed wake-up can submit
+                    self._fill_due = False
+                    await self._fill_slots()
+                await self._start_due_polls()
+                # Sleep until the next future time, or a wake(): a slot freed, a job arrived, a
+                # poll's next time comes first, or polls left due found room.
+                delay = await self._idle_time(begun)
             except Exception:
                 log.exception("scheduler pass failed; retrying shortly")
                 delay = 1.0
+            self._in_pass = False
+            now = time.time()
+            delay = max(0.0, min(delay, self._soonest - now))
+            self._planned_wake = now + delay
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel of close().
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
+            try:
+                async with asyncio.timeout(delay) as self._sleep:
                     await self._wake.wait()
+            except TimeoutError:
+                self._fill_due = True  # a queued job's retry time may have come
+            finally:
+                self._sleep = None
 
     async def _idle_time(self, since: float) -> float:
         """Seconds until the next poll or retry time after `since` (the pass looked at all
@@ -477,22 +518,34 @@ class Engine:
         now = time.time()
         if now < self.halted_until:
             return 0
-        free = self.config.max_concurrent - await self.store.count_active()
+        # Jobs waiting for a submit slot hold a provider slot too (they are not marked yet).
+        active = await self.store.count_active() + self._waiting_submits
+        free = self.config.max_concurrent - active
         if free <= 0:
             return 0
         started = 0
         for job in await self.store.fair_queue(now, free):
-            if job.id not in self._busy and await self.store.mark_submitting(job.id):
+            if job.id not in self._busy:
                 self._busy.add(job.id)
+                self._waiting_submits += 1
                 self._track(self._submits, spawn(self._submit(job), name=f"submit-job-{job.id}"))
                 started += 1
         return started
 
     async def _start_due_polls(self) -> int:
-        """Start a poll task for each due job not already being polled; how many started."""
-        limit = self.config.poll_concurrency * 4
+        """Start a poll task for each due job not already being polled; how many started.
+
+        At most twice `poll_concurrency` poll tasks exist; when due polls are left over, the
+        polls in flight wake the loop once half of them are done (`_poll`).
+        """
+        limit = 2 * self.config.poll_concurrency - len(self._polls)
+        if limit <= 0:
+            self._backlog = True
+            return 0
+        jobs = await self.store.due_polls(time.time(), limit, self._busy)
+        self._backlog = len(jobs) >= limit
         started = 0
-        for job in await self.store.due_polls(time.time(), limit):
+        for job in jobs:
             if job.id not in self._busy:
                 self._busy.add(job.id)
                 self._track(self._polls, spawn(self._poll(job), name=f"poll-job-{job.id}"))
@@ -506,7 +559,26 @@ class Engine:
         task.add_done_callback(tasks.discard)
 
     async def _submit(self, job: Job) -> None:
-        """Send one job to the provider; its state says what happened whatever the outcome."""
+        """Send one job to the provider; its state says what happened whatever the outcome.
+
+        At most `submit_concurrency` submits are in flight (httpx slows down past ~8-16); a job
+        waiting for its turn is still queued, so a shutdown meanwhile leaves it queued.
+        """
+        waiting = True
+        try:
+            async with self._submit_slots:
+                waiting = False
+                self._waiting_submits -= 1
+                if not self._closing and await self.store.mark_submitting(job.id):
+                    await self._send(job)
+        finally:
+            if waiting:  # cancelled in the queue
+                self._waiting_submits -= 1
+            self._busy.discard(job.id)
+            self.wake()
+
+    async def _send(self, job: Job) -> None:
+        """The submit itself, for a job the store has just marked as submitting."""
         sending = False
         try:
             body = await self._body(job)
@@ -520,13 +592,10 @@ class Engine:
             log.exception("job %d: unexpected error in submit", job.id)
             await self._submit_failed(job, _internal_error(exc, sent=sending))
         else:
-            first = time.time() + self.schedule.first_delay(job.model)
+            first = time.time() + self.schedule.first_delay(job.model, job.options)
             await self.store.mark_processing(job.id, task_id, first)
             log.info("job %d submitted as task %s", job.id, task_id)
             await self._emit_job(JobEvent.STARTED, job.id)
-        finally:
-            self._busy.discard(job.id)
-            self.wake()
 
     async def _body(self, job: Job) -> dict[str, object]:
         """The request body, images as data: URIs (Discord links expire; the provider may not reach them)."""
@@ -587,32 +656,48 @@ class Engine:
 
     async def _poll(self, job: Job) -> None:
         """Poll one task and move the job on."""
+        handed = False  # the job stays busy until the flusher has written its next poll time
+        settled = False  # its next step is recorded (or it ended): no pass needed for it
         try:
             async with self._poll_slots:
+                sent = time.time()
                 state = await self.provider.get_task(job.task_id or "")
-            await self._apply_poll(job, state)
+            handed = await self._apply_poll(job, state, sent)
+            settled = True
         except ProviderError as exc:
             await self._poll_failed(job, exc)
+            settled = True
         except Exception as exc:  # a bug must not leave the job due (re-polled in a tight loop)
             log.exception("job %d: unexpected error in poll", job.id)
             await self._poll_failed(job, _internal_error(exc, sent=False))
+            settled = True
         finally:
-            self._busy.discard(job.id)
-            self.wake()
+            if not handed:
+                self._busy.discard(job.id)
+            # An unexpected error left the job due; or polls were left due for lack of room:
+            # start more once half of these are done.
+            backlog = self._backlog and len(self._polls) <= self.config.poll_concurrency
+            if not settled or backlog:
+                self._wake.set()
 
-    async def _apply_poll(self, job: Job, state: TaskState) -> None:
-        """Record a poll's answer."""
+    async def _apply_poll(self, job: Job, state: TaskState, sent: float) -> bool:
+        """Record a poll's answer (sent at `sent`); True if it was handed to the flusher."""
+        now = time.time()
+        submitted = job.submitted_at or now
         if state.status is TaskStatus.PROCESSING:
-            elapsed = time.time() - (job.submitted_at or time.time())
-            await self.store.mark_polled(
-                job.id, time.time() + self.schedule.next_delay(job.model, elapsed)
-            )
-            failpoint("after_poll")
-        elif state.status is TaskStatus.SUCCESS:
+            at = now + self.schedule.next_delay(job.model, now - submitted, job.options)
+            self._running.append((job.id, at, sent))
+            if self._flusher is None:
+                self._flusher = spawn(self._flush_running(), name="engine-poll-writes")
+            return True
+        if state.status is TaskStatus.SUCCESS:
             if await self.store.mark_succeeded(job.id, state.video_url or "", state.cover_url):
-                self.schedule.learn(job.model, [time.time() - (job.submitted_at or time.time())])
+                # It finished after the last poll that found it running, before this answer.
+                lower = job.last_running_at - submitted if job.last_running_at else 0.0
+                self.schedule.observe(job.model, job.options, lower, now - submitted)
                 log.info("job %d finished after %d polls", job.id, job.polls + 1)
                 failpoint("after_succeeded")
+                self.wake()  # a slot freed
                 await self._emit_job(JobEvent.FINISHED, job.id)
         else:
             reason = state.message or "generation failed"
@@ -620,7 +705,26 @@ class Engine:
                 job.id, JobState.FAILED, "generation_failed", reason, refund=True
             ):
                 log.info("job %d failed at the provider: %s", job.id, reason)
+                self.wake()  # a slot freed
                 await self._emit_job(JobEvent.FAILED, job.id)
+        return False
+
+    async def _flush_running(self) -> None:
+        """Write the polls that found tasks still running, all waiting ones per transaction."""
+        try:
+            while self._running:
+                batch, self._running = self._running, []
+                try:
+                    await self.store.mark_running(batch)
+                except Exception:
+                    log.exception("writing %d poll results failed; they poll again", len(batch))
+                finally:  # written or not (then polled again as still due), they are free
+                    for job_id, _, _ in batch:
+                        self._busy.discard(job_id)
+                failpoint("after_poll")
+                self._note_next(min(at for _, at, _ in batch))
+        finally:
+            self._flusher = None
 
     async def _poll_failed(self, job: Job, exc: ProviderError) -> None:
         """A poll that failed is tried again later: the task is still ours to collect."""
@@ -628,13 +732,15 @@ class Engine:
             await self._end(
                 job, ProviderErrorKind.BAD_REQUEST, "task_unknown", "the provider lost the task"
             )
+            self.wake()  # a slot freed
             return
         if exc.kind in (ProviderErrorKind.AUTH, ProviderErrorKind.ACCOUNT):
             log.critical("job %d: poll refused by Z.AI (%s); will keep trying", job.id, exc)
         else:
             log.warning("job %d: poll failed (%s); will retry", job.id, exc)
-        delay = self.schedule.retry_delay(min(job.polls, 6), exc.retry_after)
-        await self.store.mark_polled(job.id, time.time() + delay)
+        at = time.time() + self.schedule.retry_delay(min(job.polls, 6), exc.retry_after)
+        await self.store.mark_polled(job.id, at)
+        self._note_next(at)
 
     # --- events ---------------------------------------------------------------------------
 

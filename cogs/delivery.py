@@ -212,7 +212,8 @@ class Delivery(commands.Cog):
     async def _render(self, job: Job) -> str:
         """The status text with the live queue position and expected time."""
         position = await self.engine.queue_position(job.id) if job.state is S.QUEUED else None
-        return status_text(job, position=position, expected=self.engine.expected_seconds(job.model))
+        expected = self.engine.expected_seconds(job.model, job.options)
+        return status_text(job, position=position, expected=expected)
 
     async def _refresh_queue(self) -> None:
         """Queue positions moved: refresh the status of the jobs next in line (throttled).

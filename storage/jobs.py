@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -107,19 +108,23 @@ class JobStore:
         """1-based position of a queued job in the fair order."""
         return (await self.db.fetchone(sql.SELECT_QUEUE_POSITION, (job_id,)))[0]
 
-    async def due_polls(self, now: float, limit: int) -> list[Job]:
-        """Processing jobs whose next poll is due, most overdue first."""
-        rows = await self.db.fetchall(sql.SELECT_DUE_POLLS, (now, limit))
+    async def due_polls(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Job]:
+        """Processing jobs whose next poll is due, most overdue first, except `exclude`."""
+        params = (now, json.dumps(list(exclude)), limit)
+        rows = await self.db.fetchall(sql.SELECT_DUE_POLLS, params)
         return [Job.from_row(r) for r in rows]
 
     async def next_wake(self, after: float) -> float | None:
         """The earliest poll or retry time later than `after`."""
         return (await self.db.fetchone(sql.SELECT_NEXT_WAKE, (after, after)))[0]
 
-    async def recent_durations(self, model: str, limit: int = 50) -> list[float]:
-        """Generation times (submit to seen finished) of the model's recent jobs."""
-        rows = await self.db.fetchall(sql.SELECT_RECENT_DURATIONS, (model, limit))
-        return [r[0] for r in rows]
+    async def recent_observations(
+        self, limit: int = 500
+    ) -> list[tuple[str, dict[str, Any], float, float]]:
+        """(model, options, lower, upper) of recent finished jobs, oldest first: each finished
+        between `lower` and `upper` seconds after its submit."""
+        rows = await self.db.fetchall(sql.SELECT_RECENT_OBSERVATIONS, (limit,))
+        return [(r[0], json.loads(r[1]), r[2], r[3]) for r in reversed(rows)]
 
     async def mark_submitting(self, job_id: int) -> bool:
         """queued → submitting, recorded before the request leaves the process."""
@@ -137,8 +142,15 @@ class JobStore:
         return await self.db.execute(sql.MARK_REQUEUED, params) == 1
 
     async def mark_polled(self, job_id: int, next_poll_at: float) -> bool:
-        """Count a poll that found the task still running."""
+        """Count a poll that failed: poll again at `next_poll_at`."""
         return await self.db.execute(sql.MARK_POLLED, (next_poll_at, time.time(), job_id)) == 1
+
+    async def mark_running(self, polls: Sequence[tuple[int, float, float]]) -> None:
+        """Record polls that found tasks still running, as (job id, next poll at, polled at),
+        in one transaction."""
+        now = time.time()
+        rows = [(at, polled, now, job_id) for job_id, at, polled in polls]
+        await self.db.run(lambda conn: conn.executemany(sql.MARK_RUNNING, rows))
 
     async def mark_succeeded(self, job_id: int, video_url: str, cover_url: str | None) -> bool:
         """processing → succeeded with the result links."""

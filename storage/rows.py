@@ -53,6 +53,7 @@ class Job(NewJob):
     result_message_id: int | None
     approval_message_id: int | None
     decided_by: int | None
+    last_running_at: float | None = None  # the last poll that found the task still running
 
     @classmethod
     def from_row(cls, row: Any) -> Job:

@@ -151,6 +151,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_guild ON audit_log (guild_id, id);
     """,
+    # 3: when a poll last found the task still running (the poll schedule learns intervals).
+    """
+    ALTER TABLE jobs ADD COLUMN last_running_at REAL;
+    """,
 ]
 
 PRAGMAS = (
@@ -237,9 +241,11 @@ SELECT count(*) + 1 FROM ranked, me
 WHERE ranked.turn < me.turn OR (ranked.turn = me.turn AND ranked.id < me.id)
 """  # noqa: S608
 
+# The second parameter is a JSON list of the jobs whose poll is already in flight.
 SELECT_DUE_POLLS = f"""
 SELECT {JOB_COLUMNS} FROM jobs
 WHERE state = {PROCESSING} AND next_poll_at <= ?
+  AND id NOT IN (SELECT value FROM json_each(?))
 ORDER BY next_poll_at LIMIT ?
 """  # noqa: S608
 
@@ -252,9 +258,13 @@ SELECT min(t) FROM (
 )
 """  # noqa: S608
 
-SELECT_RECENT_DURATIONS = f"""
-SELECT finished_at - submitted_at FROM jobs
-WHERE model = ? AND finished_at IS NOT NULL AND submitted_at IS NOT NULL
+# What the poll schedule learns from: finished after last_running_at (or the submit, when no
+# poll found it running), before finished_at.
+SELECT_RECENT_OBSERVATIONS = f"""
+SELECT model, options, coalesce(last_running_at - submitted_at, 0.0) AS lower,
+       finished_at - submitted_at AS upper
+FROM jobs
+WHERE finished_at IS NOT NULL AND submitted_at IS NOT NULL
   AND state IN {GENERATED_IN}
 ORDER BY id DESC LIMIT ?
 """  # noqa: S608
@@ -277,6 +287,13 @@ WHERE id = ? AND state = {SUBMITTING}
 
 MARK_POLLED = f"""
 UPDATE jobs SET polls = polls + 1, next_poll_at = ?, updated_at = ?
+WHERE id = ? AND state = {PROCESSING}
+"""  # noqa: S608 (enum values)
+
+# A poll that found the task still running (written in batches: losing one to a crash only
+# means the job is polled again).
+MARK_RUNNING = f"""
+UPDATE jobs SET polls = polls + 1, next_poll_at = ?, last_running_at = ?, updated_at = ?
 WHERE id = ? AND state = {PROCESSING}
 """  # noqa: S608 (enum values)
 

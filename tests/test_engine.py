@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from bot.engine import Engine, JobEvent, JobRequest
+from bot.engine import Engine, EngineConfig, JobEvent, JobRequest
 from bot.errors import InputError, QuotaError
 from bot.models import Mode, VideoOptions
 from bot.zai import ZaiClient
+from storage.credits import Credits
 from storage.db import Database
-from storage.jobs import JobStore
-from tests.conftest import Recorder, make_engine
+from storage.jobs import Job, JobStore
+from tests.conftest import FAST_POLLS, Recorder, make_engine
 from tests.fakes.media import make_gif, make_png
 from tests.fakes.zai import FakeZai, Fault
 from tests.util import eventually
@@ -220,3 +222,82 @@ async def test_undeliverable_refunds_once(engine: tuple[Engine, Recorder], db: D
     assert await eng.mark_undeliverable(job.id, "channel deleted")
     assert not await eng.mark_undeliverable(job.id, "channel deleted")
     assert (await db.fetchone("SELECT sum(delta) FROM credit_ledger"))[0] == 0
+
+
+async def test_polls_record_the_interval_the_schedule_learns(
+    engine: tuple[Engine, Recorder], fake_zai: FakeZai, db: Database
+) -> None:
+    """A task still running at a poll leaves last_running_at; its end teaches its shape."""
+    eng, rec = engine
+    fake_zai.hold_all = True
+    job = await eng.submit(text(quality="speed"))
+    await eventually(lambda: sum(fake_zai.polls.values()) >= 2, what="two polls")
+    await eventually(lambda: _last_running(db, job.id), what="a running poll written")
+    fake_zai.finish_all()
+    [done] = await rec.wait(JobEvent.FINISHED)
+    assert done.last_running_at is not None
+    assert done.submitted_at < done.last_running_at < done.finished_at
+    assert done.polls >= 3
+    learned = eng.schedule.fit("cogvideox-3", {"quality": "speed"})
+    assert learned is not None  # learned under its shape, from the recorded interval
+    # A restart learns the same interval back from the database.
+    again = Engine(JobStore(db), eng.credits, eng.provider, eng.config, eng.schedule.policy)
+    again.schedule.observe_many(await again.store.recent_observations())
+    recovered = again.schedule.fit("cogvideox-3", {"quality": "speed"})
+    assert recovered is not None and recovered.mu == pytest.approx(learned.mu, rel=1e-3)
+
+
+async def _last_running(db: Database, job_id: int) -> bool:
+    """The job's last_running_at is written."""
+    row = await db.fetchone("SELECT last_running_at FROM jobs WHERE id = ?", (job_id,))
+    return row[0] is not None
+
+
+async def test_submits_in_flight_are_bounded(
+    db: Database, zai_client: ZaiClient, fake_zai: FakeZai
+) -> None:
+    """However many slots are free, at most submit_concurrency submits are in flight."""
+    fake_zai.concurrency = 20
+    fake_zai.script("submit", *[Fault.delay(0.2) for _ in range(6)])
+    eng, rec = make_engine(
+        db, zai_client, submit_concurrency=2, max_concurrent=20, max_inflight_per_user=20
+    )
+    await eng.start()
+    try:
+        for n in range(6):
+            await eng.submit(text(user=100 + n, prompt=f"video {n}"))
+        await rec.wait(JobEvent.FINISHED, count=6, timeout=30)
+    finally:
+        await eng.close()
+    assert fake_zai.max_in_flight["submit"] == 2
+
+
+class CountingStore(JobStore):
+    """The job store, counting scheduler passes (each pass asks for due polls once)."""
+
+    passes = 0
+
+    async def due_polls(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Job]:
+        """Count, then answer as usual."""
+        self.passes += 1
+        return await super().due_polls(now, limit, exclude)
+
+
+async def test_a_poll_answer_does_not_cost_a_scheduler_pass(
+    db: Database, zai_client: ZaiClient, fake_zai: FakeZai
+) -> None:
+    """A poll's answer moves the loop's planned wake-up instead of waking it: about one pass
+    per poll (the old loop made two: one to start the poll, one when it was answered)."""
+    fake_zai.hold_all = True
+    store = CountingStore(db)
+    eng = Engine(store, Credits(db, 10), zai_client, EngineConfig(), FAST_POLLS)
+    await eng.start()
+    try:
+        await eng.submit(text())
+        await eventually(lambda: sum(fake_zai.polls.values()) >= 3, what="polling")
+        passes, polls = store.passes, sum(fake_zai.polls.values())
+        await eventually(lambda: sum(fake_zai.polls.values()) >= polls + 20, what="20 polls")
+        done = sum(fake_zai.polls.values()) - polls
+        assert store.passes - passes <= 1.25 * done + 2
+    finally:
+        await eng.close()

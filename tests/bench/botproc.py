@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import signal
+import threading
+from pathlib import Path
 from typing import Any
 
 from bot.app import open_resources
@@ -13,6 +17,7 @@ from bot.settings import Settings
 from cogs.app import VideoBot, configure_endpoints
 from storage.jobs import Job
 from tests.bench.child import Events, until_stopped
+from tests.bench.proc import cpu_seconds_of
 
 
 class NullListener:
@@ -33,8 +38,59 @@ def _start_logging(settings: Settings) -> None:
     setup_logging(settings.log_level, secrets)
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's live threads by kind (from /proc/self/task)."""
+    kinds: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            cpu = cpu_seconds_of(Path(f"/proc/self/task/{thread.native_id}/stat"))
+        except OSError:
+            continue
+        if thread is threading.main_thread():
+            kind = "main"
+        elif "_connection_worker_thread" in thread.name:
+            kind = "database"
+        else:
+            kind = "workers"
+        kinds[kind] = kinds.get(kind, 0.0) + cpu
+    return kinds
+
+
+class Profiling:
+    """cProfile of the event loop's thread from SIGUSR1 to the end, plus CPU per thread kind."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.profile: cProfile.Profile | None = None
+        self.threads: dict[str, float] = {}
+
+    def install(self, events: Events) -> None:
+        """Start on SIGUSR1 (the parent sends it just before the measured batch)."""
+        if self.path is None:
+            return
+
+        def start() -> None:
+            self.threads = thread_cpu()
+            self.profile = cProfile.Profile()
+            self.profile.enable()
+            events.emit("profiling")
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, start)
+
+    def finish(self, events: Events) -> None:
+        """Write the profile and report CPU per thread kind since the start."""
+        if self.profile is None or self.path is None:
+            return
+        self.profile.disable()
+        self.profile.dump_stats(self.path)
+        now = thread_cpu()
+        events.emit("threads", cpu={k: v - self.threads.get(k, 0.0) for k, v in now.items()})
+
+
 async def run_bot(config: dict[str, Any], events: Events) -> None:
     """The real bot (cogs, engine, database) with a given poll policy, until SIGTERM."""
+    profiling = Profiling(config.get("profile"))
+    profiling.install(events)
     settings = load_settings(config)
     _start_logging(settings)
     configure_endpoints(settings.discord_api_base, settings.discord_gateway_url)
@@ -48,6 +104,7 @@ async def run_bot(config: dict[str, Any], events: Events) -> None:
             stopper = asyncio.create_task(until_stopped())
             events.emit("started")
             await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            profiling.finish(events)
             stopper.cancel()
             await bot.close()
             await asyncio.gather(runner, return_exceptions=True)
@@ -58,9 +115,15 @@ async def run_engine(config: dict[str, Any], events: Events) -> None:
     settings = load_settings(config)
     _start_logging(settings)
     policy = PollPolicy(**config["policy"])
+    profile = cProfile.Profile() if config.get("profile") else None
     async with open_resources(settings, policy) as resources:
         resources.engine.listener = NullListener()
         await resources.engine.start()
         events.emit("ready")
+        if profile is not None:  # a diagnosis of the engine's CPU (not used by the figures)
+            profile.enable()
         await until_stopped()
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(config["profile"])
         await resources.engine.close()

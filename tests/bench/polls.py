@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,26 +99,40 @@ async def _until_submitted(w: World, count: int) -> None:
 
 
 async def run_bot(
-    ctx: Context, label: str, policy: PollPolicy, batches: list[Batch], front_only: bool = False
-) -> None:
-    """The real bot with `policy` (scaled) through each batch in turn."""
+    ctx: Context,
+    label: str,
+    policy: PollPolicy,
+    batches: list[Batch],
+    front_only: bool = False,
+    profile: Path | None = None,
+) -> dict[str, float]:
+    """The real bot with `policy` (scaled) through each batch in turn; with `profile`, the
+    last batch is profiled (cProfile to that file) and CPU per thread kind is returned."""
     times = GenerationTimes([j for b in batches for j in b.jobs], ctx.factor)
     workdir = ctx.dir(label)
+    threads: dict[str, float] = {}
     async with world(workdir, generation_seconds=times) as w:
         db_path = workdir / "bot.db"
         config = {
             "settings": w.bot_settings(db_path),
             "policy": policy_config(policy.scaled(ctx.factor)),
             "status_interval": 3.0 * ctx.factor,
+            "profile": None if profile is None else str(profile),
         }
         async with child("bot", config, workdir) as bot:
             await bot.event("started")
             await w.discord.wait_ready(timeout=60)
             await w.wait_commands()
-            for batch in batches:
+            for i, batch in enumerate(batches):
+                if profile is not None and i == len(batches) - 1:
+                    bot.proc.send_signal(signal.SIGUSR1)
+                    await bot.event("profiling")
                 await send_batch(w, bot, batch, ctx.factor, front_only=front_only)
+        if profile is not None:
+            threads = (await bot.event("threads"))["cpu"]
         for batch in batches:
             batch.outcomes = bot_outcomes(w, db_path, batch.jobs)
+    return threads
 
 
 def bot_outcomes(w: World, db_path: Path, jobs: list[BenchJob]) -> list[Outcome]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,10 @@ class CountingStore(JobStore):
 
     passes = 0
 
-    async def due_polls(self, now: float, limit: int) -> list[Job]:
+    async def due_polls(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Job]:
         """Count, then answer as usual."""
         self.passes += 1
-        return await super().due_polls(now, limit)
+        return await super().due_polls(now, limit, exclude)
 
 
 async def _held(engine: Engine, store: CountingStore, fake: FakeZai) -> dict[str, float]:

@@ -21,7 +21,12 @@ START_TIMEOUT = 60.0
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process, all its threads (from /proc/<pid>/stat)."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
+    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def cpu_seconds_of(stat: Path) -> float:
+    """User + system CPU seconds from a /proc stat file (a process's or one thread's)."""
+    raw = stat.read_text()
     fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
