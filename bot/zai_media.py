@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,58 @@ ASR_PROMPT_MAX = 8000  # seed 003: previous transcription for context, max 8000 
 # An hd still takes about 20 s; the shared client's default read timeout may be shorter.
 STILL_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=60.0, pool=30.0)
 ASR_TIMEOUT = httpx.Timeout(connect=10.0, read=90.0, write=120.0, pool=30.0)
+
+
+class MediaAction(StrEnum):
+    """What a member asked of the media endpoints (for the wording of errors)."""
+
+    STILL = "still"
+    TRANSCRIBE = "transcribe"
+
+
+# ProviderError.user_message speaks of videos; these say the same for pictures and speech.
+_MEMBER_MESSAGES: dict[tuple[MediaAction, ProviderErrorKind], str] = {
+    (MediaAction.STILL, ProviderErrorKind.RETRY): (
+        "The picture service is busy right now; your credit was refunded. Try again in a minute."
+    ),
+    (MediaAction.STILL, ProviderErrorKind.CONTENT_FILTER): (
+        "The picture service refused this prompt under its content policy. "
+        "Try different wording; your credit was refunded."
+    ),
+    (MediaAction.STILL, ProviderErrorKind.AMBIGUOUS): (
+        "The connection to the picture service was lost before the picture came back. "
+        "Your credit was refunded; please ask again."
+    ),
+    (MediaAction.TRANSCRIBE, ProviderErrorKind.RETRY): (
+        "The speech service is busy right now; nothing was charged. "
+        "Try again in a minute, or type the prompt."
+    ),
+    (MediaAction.TRANSCRIBE, ProviderErrorKind.CONTENT_FILTER): (
+        "The speech service refused this recording under its content policy; nothing was charged."
+    ),
+    (MediaAction.TRANSCRIBE, ProviderErrorKind.BAD_REQUEST): (
+        "The speech service could not use this recording; nothing was charged. "
+        "Record it again, or type the prompt."
+    ),
+    (MediaAction.TRANSCRIBE, ProviderErrorKind.AMBIGUOUS): (
+        "The connection to the speech service was lost; nothing was charged. Please send it again."
+    ),
+}
+_FALLBACK: dict[MediaAction, str] = {
+    MediaAction.STILL: (
+        "The picture could not be made (a problem on the bot's side, logged for the "
+        "moderators); your credit was refunded."
+    ),
+    MediaAction.TRANSCRIBE: (
+        "The recording could not be transcribed (a problem on the bot's side, logged for "
+        "the moderators); nothing was charged. Type the prompt instead."
+    ),
+}
+
+
+def member_message(action: MediaAction, exc: ProviderError) -> str:
+    """What to tell the member when a still or a transcription failed with `exc`."""
+    return _MEMBER_MESSAGES.get((action, exc.kind), _FALLBACK[action])
 
 
 @dataclass(frozen=True)

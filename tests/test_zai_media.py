@@ -18,8 +18,10 @@ from bot.voice import SpeechFormat, speech_from_file
 from bot.zai_media import (
     ASR_MODEL,
     HOTWORDS_MAX,
+    MediaAction,
     ZaiMediaClient,
     asr_fields,
+    member_message,
     parse_still,
     parse_transcript,
 )
@@ -237,3 +239,13 @@ def test_transcript_answer_without_text() -> None:
     with pytest.raises(ProviderError) as caught:
         parse_transcript({"id": "x"})
     assert caught.value.kind is ProviderErrorKind.AMBIGUOUS
+
+
+@pytest.mark.parametrize("action", list(MediaAction))
+@pytest.mark.parametrize("kind", list(ProviderErrorKind))
+def test_member_messages_never_speak_of_videos(
+    action: MediaAction, kind: ProviderErrorKind
+) -> None:
+    message = member_message(action, ProviderError(kind, "x", "secret detail"))
+    assert "video" not in message and "secret detail" not in message
+    assert ("refunded" if action is MediaAction.STILL else "nothing was charged") in message
