@@ -42,7 +42,7 @@ def _decoded_seconds(path: Path) -> tuple[float, int, int]:
     return samples / rate, rate, channels
 
 
-@pytest.mark.parametrize("kind", ["ogg", "mp3", "m4a", "wav", "webm"])
+@pytest.mark.parametrize("kind", ["ogg", "mp3", "m4a", "wav", "webm", "flac", "aac"])
 @pytest.mark.parametrize("fmt", list(SpeechFormat))
 def test_converts_what_members_send(tmp_path: Path, kind: str, fmt: SpeechFormat) -> None:
     src = _write(tmp_path, f"in.{kind}", make_audio(2.0, kind))
@@ -133,7 +133,8 @@ def test_declared_limits(size: int | None, seconds: float | None, ok: bool) -> N
 
 @pytest.mark.parametrize(
     ("kind", "demuxer"),
-    [("ogg", "ogg"), ("mp3", "mp3"), ("m4a", "mov"), ("wav", "wav"), ("webm", "matroska")],
+    [("ogg", "ogg"), ("mp3", "mp3"), ("m4a", "mov"), ("wav", "wav"), ("webm", "matroska")]
+    + [("flac", "flac"), ("aac", "aac")],
 )
 def test_sniffed_demuxer(kind: str, demuxer: str) -> None:
     assert sniff_container(make_audio(1.0, kind)[:16]) == demuxer

@@ -17,6 +17,8 @@ KINDS: dict[str, tuple[str, str, str, int]] = {
     "wav": ("wav", "pcm_s16le", "s16", 44_100),
     "webm": ("webm", "libopus", "s16", 48_000),
     "mkv": ("matroska", "libopus", "s16", 48_000),
+    "flac": ("flac", "flac", "s16", 44_100),
+    "aac": ("adts", "aac", "fltp", 44_100),
 }
 _FRAME = 960  # 20 ms at 48 kHz, one Opus frame
 
