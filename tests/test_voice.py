@@ -48,11 +48,11 @@ def test_converts_what_members_send(tmp_path: Path, kind: str, fmt: SpeechFormat
     src = _write(tmp_path, f"in.{kind}", make_audio(2.0, kind))
     audio = convert_speech(src, tmp_path, fmt)
     assert audio.path == tmp_path / f"speech.{fmt.value}"
-    assert audio.seconds == pytest.approx(2.0, abs=0.03)
+    assert audio.seconds == pytest.approx(2.0, abs=0.05)  # raw AAC keeps ~2 frames of padding
     assert audio.size == audio.path.stat().st_size
     seconds, rate, channels = _decoded_seconds(audio.path)
     assert (rate, channels) == (SAMPLE_RATE, 1)
-    assert seconds == pytest.approx(2.0, abs=0.06)  # mp3 adds encoder delay
+    assert seconds == pytest.approx(audio.seconds, abs=0.06)  # mp3 adds encoder delay
     with av.open(str(audio.path)) as container:
         assert container.format.name == fmt.value
 
