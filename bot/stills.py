@@ -207,3 +207,12 @@ def size_choices(model: str | None, typed: str = "") -> list[str]:
     """Recommended sizes of `model` that start with what the member typed (for autocomplete)."""
     chosen = STILL_MODELS.get((model or DEFAULT_STILL_MODEL).lower(), GLM_IMAGE)
     return [s for s in chosen.recommended if s.startswith(typed.strip().lower())][:25]
+
+
+def still_values(model: str, option: str) -> tuple[str, ...] | None:
+    """Values a still model takes for a /image option (sizes: the recommended ones); None if none."""
+    if option == "quality":
+        return tuple(q.value for q in StillQuality)
+    if option == "size":
+        return STILL_MODELS[model].recommended
+    return None

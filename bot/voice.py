@@ -1,6 +1,6 @@
 """Members' audio (voice messages, mp3, m4a, wav, ...) made ready for speech recognition.
 
-glm-asr-2512 takes wav or mp3 of at most 25 MB and 30 s (seed 003). Audio is decoded and
+Speech recognition takes wav or mp3 of at most 25 MB and 30 s (seed 003). Audio is decoded and
 re-encoded with PyAV through files in a scratch folder; its length is counted from the decoded
 samples, so a container header that understates the duration cannot slip a long file through,
 and what is sent is our own encode, never the member's bytes.

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 
 from bot.errors import InputError, ProviderError, ProviderErrorKind
+from bot.models import ASR_MODEL
 from bot.stills import StillRequest
-from bot.zai import _NOT_SENT, ZaiClient, _json, _transport_error, error_from_response
+from bot.zai import NOT_SENT, ZaiClient, error_from_response, json_body, transport_error
 
-ASR_MODEL = "glm-asr-2512"
 HOTWORDS_MAX = 100  # seed 003: "max 100 items"
 ASR_PROMPT_MAX = 8000  # seed 003: previous transcription for context, max 8000 chars
 # An hd still takes about 20 s; the shared client's default read timeout may be shorter.
@@ -124,7 +124,7 @@ class ZaiMediaClient(ZaiClient):
             timeout=STILL_TIMEOUT,
             json=request.body(user_id),
         )
-        return parse_still(_json(response))
+        return parse_still(json_body(response))
 
     async def transcribe(
         self,
@@ -145,7 +145,7 @@ class ZaiMediaClient(ZaiClient):
             )
         finally:
             await asyncio.to_thread(handle.close)
-        return parse_transcript(_json(response))
+        return parse_transcript(json_body(response))
 
     async def _post(self, path: str, *, timeout: httpx.Timeout, **content: Any) -> httpx.Response:
         """POST under the video client's rules: errors mapped, key scrubbed, 200 or raise."""
@@ -154,11 +154,11 @@ class ZaiMediaClient(ZaiClient):
             response = await self._http.post(
                 url, headers=self._headers(), timeout=timeout, **content
             )
-        except _NOT_SENT as exc:
-            raise self._error(_transport_error(ProviderErrorKind.RETRY, exc)) from None
+        except NOT_SENT as exc:
+            raise self._error(transport_error(ProviderErrorKind.RETRY, exc)) from None
         except httpx.HTTPError as exc:
             # Z.AI may have done (and billed) the work: the caller refunds and lets them retry.
-            raise self._error(_transport_error(ProviderErrorKind.AMBIGUOUS, exc)) from None
+            raise self._error(transport_error(ProviderErrorKind.AMBIGUOUS, exc)) from None
         if response.status_code != 200:
             raise self._error(error_from_response(response))
         return response

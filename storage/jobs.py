@@ -140,6 +140,12 @@ class JobStore:
         """Count a poll that found the task still running."""
         return await self.db.execute(sql.MARK_POLLED, (next_poll_at, time.time(), job_id)) == 1
 
+    async def mark_generated(self, job_id: int, task_id: str, url: str) -> bool:
+        """submitting → succeeded for a synchronous job (a still): its answer is the result."""
+        now = time.time()
+        params = (task_id, now, now, url, now, job_id)
+        return await self.db.execute(sql.MARK_GENERATED, params) == 1
+
     async def mark_succeeded(self, job_id: int, video_url: str, cover_url: str | None) -> bool:
         """processing → succeeded with the result links."""
         now = time.time()
