@@ -59,7 +59,10 @@ class TranscriptModal(discord.ui.Modal, title="Edit your prompt"):
     """The transcript in a text box; submitting generates from the edited text."""
 
     prompt: discord.ui.TextInput[TranscriptModal] = discord.ui.TextInput(
-        label="Prompt", style=discord.TextStyle.paragraph, max_length=models.PROMPT_MAX
+        label="Prompt",
+        style=discord.TextStyle.paragraph,
+        max_length=models.PROMPT_MAX,
+        custom_id="transcript:prompt",
     )
 
     def __init__(self, view: TranscriptView) -> None:
