@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 TRANSCRIPT_MODE = "transcript"  # the job row of a priced transcription (never queued)
 HOTWORD_MAX = 50  # characters of one hotword
+# Jobs that are not videos, worded for members as what they are when they fail.
+_MEDIA_ACTIONS = {Mode.STILL.value: MediaAction.STILL, TRANSCRIPT_MODE: MediaAction.TRANSCRIBE}
 
 
 class Origin(StrEnum):
@@ -715,8 +717,8 @@ class Engine:
                 job.guild_id, job.user_id, "content_filter", detail, job.user_id
             )
         error = ProviderError(kind, code, message)
-        still = job.mode == Mode.STILL
-        user_text = member_message(MediaAction.STILL, error) if still else error.user_message
+        action = _MEDIA_ACTIONS.get(job.mode)
+        user_text = member_message(action, error) if action else error.user_message
         if await self.store.end(job.id, state, code, user_text, refund=True):
             log.info("job %d %s (%s): refunded", job.id, state, code)
             await self._emit_job(JobEvent.FAILED, job.id)

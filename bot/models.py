@@ -299,19 +299,16 @@ OPTION_HELP = {
 }
 
 
-def offered_names() -> list[str]:
-    """Every model a moderator can turn on or off: the video models, then the still models."""
-    return [*MODELS, *STILL_MODELS]
-
-
 def priced_names() -> list[str]:
-    """Every model the cost table can price: the offered ones and speech recognition."""
-    return [*offered_names(), ASR_MODEL]
+    """Every model moderators can price and turn off: videos, stills, speech recognition."""
+    return [*MODELS, *STILL_MODELS, ASR_MODEL]
 
 
 def peers(model: str) -> list[str]:
-    """The models of the same kind (still or video) as `model`, for "use one of" messages."""
-    return list(STILL_MODELS) if model in STILL_MODELS else list(MODELS)
+    """The models of the same kind as `model` (still, speech, video), for "use one of" messages."""
+    if model in STILL_MODELS:
+        return list(STILL_MODELS)
+    return [ASR_MODEL] if model == ASR_MODEL else list(MODELS)
 
 
 def models_for(mode: Mode) -> list[str]:

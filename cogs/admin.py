@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Choice = app_commands.Choice
-MODEL_CHOICES = [Choice(name=m, value=m) for m in models.offered_names()]
-PRICED_CHOICES = [Choice(name=m, value=m) for m in models.priced_names()]
+# Every model, speech recognition included (turning it off turns spoken prompts off).
+MODEL_CHOICES = [Choice(name=m, value=m) for m in models.priced_names()]
 OPTION_CHOICES = [Choice(name=o, value=o) for o in models.OPTION_FIELDS]
 Credits = app_commands.Range[int, 0, 10_000]
 NEED_MANAGE = "You need the Manage Server permission to use this."
@@ -229,7 +229,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         option="Only when this option…",
         value="…has this value (e.g. 3840x2160 or 10)",
     )
-    @app_commands.choices(model=PRICED_CHOICES, option=OPTION_CHOICES)
+    @app_commands.choices(model=MODEL_CHOICES, option=OPTION_CHOICES)
     async def cost_set(
         self,
         interaction: discord.Interaction,
@@ -477,7 +477,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def model_list(self, interaction: discord.Interaction) -> None:
         """Model rules."""
         rules = await self.moderation.model_rules(interaction.guild_id or 0)
-        lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in models.offered_names()]
+        lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in models.priced_names()]
         await say(interaction, "\n".join(lines))
 
     # --- seeing what happened -------------------------------------------------------------

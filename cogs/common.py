@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import discord
 
+from bot.engine import TRANSCRIPT_MODE
 from bot.errors import InputError
 from bot.images import format_size
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_bytes
@@ -118,7 +119,7 @@ def duration_text(seconds: float) -> str:
 
 def noun(job: Job) -> str:
     """What a job makes, as members read it: "picture" for a still, else "video"."""
-    return "picture" if job.mode == Mode.STILL else "video"
+    return {Mode.STILL.value: "picture", TRANSCRIPT_MODE: "transcription"}.get(job.mode, "video")
 
 
 def audio_attachments(message: discord.Message) -> list[discord.Attachment]:

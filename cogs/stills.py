@@ -1,4 +1,4 @@
-"""/image: a still from a prompt (glm-image, cogview-4), and its Animate / Re-roll / Details.
+"""/image: a still from a prompt (bot/stills.py's models), and its Animate / Re-roll / Details.
 
 A still is a job like a video (mode `still`): quoted, confirmed, accepted, made in a provider
 slot and posted by Delivery, so credits and every moderator rule apply the same way.
@@ -63,7 +63,7 @@ class Stills(commands.Cog):
     @app_commands.guild_only()
     @app_commands.describe(
         prompt=f"Describe the picture (up to {stills.PROMPT_MAX} characters)",
-        model="glm-image (detailed, ~20 s) or cogview-4 (faster, ~5-10 s)",
+        model=f"Which picture model (default {stills.DEFAULT_STILL_MODEL})",
         size="Width x height: pick one or type e.g. 1280x1280",
         quality="hd (detailed) or standard (faster); the model's default if empty",
     )

@@ -35,6 +35,7 @@ FIGURES = {
     "relay": "relay:relay_figure",
     "storage": "reservations:storage_figure",
     "sim": "poll_figures:sim_figure",
+    "media": "media_timing:media_figure",
 }
 
 
