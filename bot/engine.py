@@ -174,6 +174,7 @@ class Engine:
         self.provider = provider
         self.config = config or EngineConfig()
         typical = {name: spec.typical_seconds for name, spec in models.MODELS.items()}
+        typical |= {name: m.typical_seconds for name, m in stills.STILL_MODELS.items()}
         self.schedule = PollSchedule(policy or PollPolicy(), typical)
         self.listener: JobListener | None = None
         self.halted_until = 0.0

@@ -38,6 +38,7 @@ class StillModel:
     max_side: int
     multiple: int
     max_pixels: int
+    typical_seconds: float  # seed 003: hd about 20 s, standard about 5-10 s (status messages)
 
     @property
     def default_size(self) -> str:
@@ -69,6 +70,7 @@ GLM_IMAGE = StillModel(
     max_side=2048,
     multiple=32,
     max_pixels=2**22,
+    typical_seconds=20.0,
 )
 COGVIEW_4 = StillModel(
     name="cogview-4-250304",
@@ -87,6 +89,7 @@ COGVIEW_4 = StillModel(
     max_side=2048,
     multiple=16,
     max_pixels=2**21,
+    typical_seconds=8.0,
 )
 STILL_MODELS: dict[str, StillModel] = {m.name: m for m in (GLM_IMAGE, COGVIEW_4)}
 DEFAULT_STILL_MODEL = GLM_IMAGE.name

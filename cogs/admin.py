@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot import models
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
-from cogs.common import describe_options, safe_prompt, short, ts
+from cogs.common import describe_options, noun, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
 from storage.moderation import CostRule
@@ -526,7 +526,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         ]
         channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
         text = (
-            f"Video request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
+            f"{noun(job).title()} request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
             f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(job)}\n"
             f"> {safe_prompt(job.prompt, 1500)}"
         )

@@ -190,3 +190,20 @@ async def test_moderation_applies_to_stills(h: Harness) -> None:
     await picture_for(h, h.alice)
     assert h.zai.media_api.images[0]["size"] == "1440x720"
     assert await credits_left(h, h.alice) == 7
+
+
+async def test_still_waits_for_approval_like_a_video(h: Harness) -> None:
+    mods = h.guild.channel("mods")
+    on = await h.discord.slash(
+        h.guild, h.channel, h.mod, "videoadmin", group="approval", subcommand="on",
+        options={"channel": mods},
+    )  # fmt: skip
+    await on.wait_response()
+    await image(h, prompt="a quiet harbour")
+    request = await h.discord.wait_for_message(
+        lambda m: "Picture request #1" in m.content, channel=mods
+    )
+    assert h.zai.media_api.images == [] and await credits_left(h, h.alice) == 9  # held
+    await h.discord.click(h.guild, mods, h.mod, request, "approval:approve:1")
+    await picture_for(h, h.alice)
+    assert len(h.zai.media_api.images) == 1
