@@ -555,7 +555,7 @@ class Video(commands.Cog):
         """Re-roll or Extend: only the requester, since it spends their credits."""
         if interaction.user.id != job.user_id:
             raise NotAllowedError(
-                f"Only <@{job.user_id}> can {action} this video, since it costs their credits. "
+                f"Only <@{job.user_id}> can {action} this {noun(job)}, since it costs their credits. "
                 "Use `/video` to make your own."
             )
         await interaction.response.defer(ephemeral=True, thinking=True)
