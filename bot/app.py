@@ -12,7 +12,8 @@ import httpx
 from bot.engine import Engine, EngineConfig
 from bot.schedule import PollPolicy
 from bot.settings import Settings
-from bot.zai import DEFAULT_TIMEOUT, ZaiClient
+from bot.zai import DEFAULT_TIMEOUT
+from bot.zai_media import ZaiMediaClient
 from storage.credits import Credits
 from storage.db import Database, ProcessLock
 from storage.jobs import JobStore
@@ -58,9 +59,11 @@ async def open_resources(
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
     http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=limits, follow_redirects=False)
     try:
-        provider = ZaiClient(http, settings.zai_base_url, settings.zai_api_key)
+        provider = ZaiMediaClient(http, settings.zai_base_url, settings.zai_api_key)
         credits = Credits(db, settings.quota_daily_credits)
-        engine = Engine(JobStore(db), credits, provider, engine_config(settings), policy)
+        store = JobStore(db)
+        config = engine_config(settings)
+        engine = Engine(store, credits, provider, config, policy, media=provider)
         yield Resources(settings, db, http, engine)
     finally:
         await http.aclose()

@@ -13,20 +13,22 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from bot import models
-from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
+from bot import models, stills
+from bot.errors import BotError, InputError, ProviderError, ProviderErrorKind, QuotaError
 from bot.failpoints import failpoint
 from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
 from bot.models import Mode, VideoOptions
 from bot.moderation import ModeratorActions
 from bot.policy import Policy
-from bot.provider import TaskState, TaskStatus, VideoProvider
+from bot.provider import MediaProvider, TaskState, TaskStatus, VideoProvider
 from bot.schedule import PollPolicy, PollSchedule
 from bot.tasks import spawn
+from bot.voice import SpeechAudio
+from bot.zai_media import HOTWORDS_MAX, MediaAction, member_message
 from storage.credits import Balance, Credits, day_key
 from storage.errors import RefusalKind, Refused
 from storage.jobs import Job, JobStore, NewJob, StoredImage
@@ -36,6 +38,10 @@ from storage.states import JobState
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+TRANSCRIPT_MODE = "transcript"  # the job row of a priced transcription (never queued)
+HOTWORD_MAX = 50  # characters of one hotword
+# Jobs that are not videos, worded for members as what they are when they fail.
+_MEDIA_ACTIONS = {Mode.STILL.value: MediaAction.STILL, TRANSCRIPT_MODE: MediaAction.TRANSCRIBE}
 
 
 class Origin(StrEnum):
@@ -46,6 +52,8 @@ class Origin(StrEnum):
     MENTION = "mention"
     REROLL = "reroll"
     EXTEND = "extend"
+    ANIMATE = "animate"  # a still's Animate button
+    VOICE = "voice"  # a spoken prompt, after the member confirmed its transcript
 
 
 def refusal_text(exc: Refused) -> str:
@@ -156,8 +164,10 @@ class Engine:
         config: EngineConfig | None = None,
         policy: PollPolicy | None = None,
         moderation: ModerationStore | None = None,
+        media: MediaProvider | None = None,
     ) -> None:
         self.store = store
+        self.media = media  # stills and speech; None: /image and spoken prompts are refused
         self.credits = credits
         self.moderation = moderation or ModerationStore(store.db)
         self.moderators: ModeratorActions = self.moderation  # what the Admin cog may use
@@ -165,6 +175,7 @@ class Engine:
         self.provider = provider
         self.config = config or EngineConfig()
         typical = {name: spec.typical_seconds for name, spec in models.MODELS.items()}
+        typical |= {name: m.typical_seconds for name, m in stills.STILL_MODELS.items()}
         self.schedule = PollSchedule(policy or PollPolicy(), typical)
         self.listener: JobListener | None = None
         self.halted_until = 0.0
@@ -200,8 +211,7 @@ class Engine:
         cost if needed, then accepts exactly that quote.
         """
         self._refuse_if_halted()
-        req = request
-        prompt = models.check_request(req.model, req.mode, req.prompt, req.options)
+        prompt, req = self._checked(request)
         await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
         cost = await self.rules.cost(req.guild_id, req.model, req.options.given())
         settings = await self.moderation.settings(req.guild_id)
@@ -210,6 +220,18 @@ class Engine:
         limits = await self._limits(req)
         await self._refusing(quote, self.store.check_admission(self._new_job(quote), **limits))
         return quote
+
+    @staticmethod
+    def _checked(req: JobRequest) -> tuple[str | None, JobRequest]:
+        """The cleaned prompt and the request with a still's defaults filled in (InputError)."""
+        if req.mode is not Mode.STILL:
+            return models.check_request(req.model, req.mode, req.prompt, req.options), req
+        opts = req.options
+        still = stills.validate_still(
+            models.clean_prompt(req.prompt), req.model, opts.size, opts.quality
+        )
+        options = VideoOptions(quality=still.quality.value, size=still.size)
+        return still.prompt, replace(req, model=still.model, options=options)
 
     async def quote_again(self, job_id: int, user_id: int, origin: Origin) -> Quote:
         """Re-roll (same request and pictures) or Extend (an image job of the same family)."""
@@ -259,6 +281,8 @@ class Engine:
     async def _pictures(self, quote: Quote, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
         """The job's pictures: the parent's for a re-roll, else checked and fitted (in a thread)."""
         req = quote.request
+        if req.mode is Mode.STILL:
+            return ()
         if quote.reuse_inputs and req.parent_job_id is not None:
             return tuple(await self.store.inputs(req.parent_job_id))
         return await asyncio.to_thread(prepare_images, req.model, req.mode, images)
@@ -386,6 +410,86 @@ class Engine:
     async def add_block(self, guild_id: int, pattern: str, is_regex: bool, actor_id: int) -> str:
         """A moderator's blocklist entry, checked for syntax, length and speed; the stored form."""
         return await self.rules.add_block(guild_id, pattern, is_regex, actor_id)
+
+    async def offered_models(self, guild_id: int, mode: Mode) -> list[str]:
+        """The models of a mode this server's moderators have not turned off, in table order."""
+        rules = await self.moderation.model_rules(guild_id)
+        return [m for m in models.models_for(mode) if rules.get(m, True)]
+
+    async def add_hotword(self, guild_id: int, word: str, actor_id: int) -> str:
+        """A moderator's speech-recognition hotword, within the seed's 100; the stored form."""
+        clean = " ".join((models.clean_prompt(word) or "").split())
+        if not clean or len(clean) > HOTWORD_MAX:
+            raise InputError(f"Give a word or short phrase of 1-{HOTWORD_MAX} characters.")
+        words = await self.moderation.hotwords(guild_id)
+        if clean not in words and len(words) >= HOTWORDS_MAX:
+            raise InputError(
+                f"The hotword list is full ({HOTWORDS_MAX}, speech recognition's limit). "
+                "Remove some first."
+            )
+        await self.moderation.add_hotword(guild_id, clean, actor_id)
+        return clean
+
+    # --- spoken prompts -------------------------------------------------------------------
+
+    async def transcribe(
+        self, guild_id: int, channel_id: int, user_id: int, audio: SpeechAudio
+    ) -> str:
+        """Speech to text under the server's rules: ban, channel, model, cost, blocklist.
+
+        Free unless a moderator priced ASR_MODEL; a priced transcription is charged like a job
+        (a `transcript` row) and refunded once if it fails.
+        """
+        self._refuse_if_halted()
+        if self.media is None:
+            raise InputError("Spoken prompts are not available on this bot; type the prompt.")
+        await self.rules.check(guild_id, channel_id, user_id, models.ASR_MODEL, None)
+        cost = await self.rules.cost(guild_id, models.ASR_MODEL, {}, default=0)
+        charge = await self._charge_transcript(guild_id, channel_id, user_id, cost)
+        try:
+            text = await self._speech_to_text(guild_id, audio)
+        except BaseException as exc:
+            if charge is not None:
+                await self.store.end(
+                    charge.id, JobState.FAILED, "transcribe_failed", str(exc)[:200], refund=True
+                )
+            raise
+        if charge is not None:
+            await self.store.mark_generated(charge.id, "transcript", "")
+            await self.store.mark_delivered(charge.id, None)
+        await self.rules.check(guild_id, channel_id, user_id, models.ASR_MODEL, text)
+        return text
+
+    async def _speech_to_text(self, guild_id: int, audio: SpeechAudio) -> str:
+        """The transcript, cleaned; member-worded errors for the provider's refusals."""
+        assert self.media is not None
+        hotwords = await self.moderation.hotwords(guild_id)
+        try:
+            transcript = await self.media.transcribe(
+                audio.path, mime=audio.format.mime, hotwords=hotwords
+            )
+        except ProviderError as exc:
+            log.warning("transcription failed: %s", exc)
+            raise BotError(member_message(MediaAction.TRANSCRIBE, exc)) from None
+        text = models.clean_prompt(transcript.text)
+        if not text:
+            raise InputError("No words were heard in that recording. Record it again, closer.")
+        return text
+
+    async def _charge_transcript(
+        self, guild_id: int, channel_id: int, user_id: int, cost: int
+    ) -> Job | None:
+        """A priced transcription's row, charged and in a provider slot; None when free."""
+        if cost <= 0:
+            return None
+        request = JobRequest(
+            guild_id, channel_id, user_id, models.ASR_MODEL, Mode.TEXT, None, origin=Origin.VOICE
+        )
+        quote = Quote(request, None, cost, JobState.SUBMITTING)
+        new = replace(self._new_job(quote), mode=TRANSCRIPT_MODE)
+        return await self._refusing(
+            quote, self.store.create(new, (), **await self._limits(request))
+        )
 
     # --- reports from the front end -------------------------------------------------------
 
@@ -570,7 +674,7 @@ class Engine:
                 waiting = False
                 self._waiting_submits -= 1
                 if not self._closing and await self.store.mark_submitting(job.id):
-                    await self._send(job)
+                    await (self._send_still(job) if job.mode == Mode.STILL else self._send(job))
         finally:
             if waiting:  # cancelled in the queue
                 self._waiting_submits -= 1
@@ -596,6 +700,35 @@ class Engine:
             await self.store.mark_processing(job.id, task_id, first)
             log.info("job %d submitted as task %s", job.id, task_id)
             await self._emit_job(JobEvent.STARTED, job.id)
+
+    async def _send_still(self, job: Job) -> None:
+        """Make one still inside a provider slot: the answer is the picture, nothing to poll."""
+        sending = False
+        try:
+            failpoint("before_submit")
+            sending = True
+            result = await self._generate_still(job)
+            failpoint("after_submit")
+        except ProviderError as exc:
+            await self._submit_failed(job, exc)
+        except Exception as exc:  # as for videos: never leave the job `submitting`
+            log.exception("job %d: unexpected error in still submit", job.id)
+            await self._submit_failed(job, _internal_error(exc, sent=sending))
+        else:
+            if await self.store.mark_generated(job.id, result.created_id, result.url):
+                log.info("job %d: still made", job.id)
+                await self._emit_job(JobEvent.FINISHED, job.id)
+
+    async def _generate_still(self, job: Job) -> _Still:
+        """POST the still's request; its link (valid 30 days: delivery downloads it at once)."""
+        if self.media is None:
+            raise ProviderError(ProviderErrorKind.BAD_REQUEST, "no_media", "no media provider")
+        options = job.options
+        request = stills.validate_still(
+            job.prompt, job.model, options.get("size"), options.get("quality")
+        )
+        result = await self.media.generate_still(request, models.provider_user_id(job.user_id))
+        return _Still(f"still-{result.created or 0}", result.url)
 
     async def _body(self, job: Job) -> dict[str, object]:
         """The request body, images as data: URIs (Discord links expire; the provider may not reach them)."""
@@ -649,7 +782,9 @@ class Engine:
             await self.moderation.audit(
                 job.guild_id, job.user_id, "content_filter", detail, job.user_id
             )
-        user_text = ProviderError(kind, code, message).user_message
+        error = ProviderError(kind, code, message)
+        action = _MEDIA_ACTIONS.get(job.mode)
+        user_text = member_message(action, error) if action else error.user_message
         if await self.store.end(job.id, state, code, user_text, refund=True):
             log.info("job %d %s (%s): refunded", job.id, state, code)
             await self._emit_job(JobEvent.FAILED, job.id)
@@ -757,6 +892,14 @@ class Engine:
                 self.listener.job_event(event, job), name=f"event-{event.value}-job-{job.id}"
             )
             self._track(self._events, task)
+
+
+@dataclass(frozen=True)
+class _Still:
+    """A made still: an id for the logs and its link."""
+
+    created_id: str
+    url: str
 
 
 def _internal_error(exc: Exception, *, sent: bool) -> ProviderError:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import InputError
 from bot.images import ImageInfo
+from bot.stills import STILL_MODELS, still_values
 from bot.text import strip_invisible
 
 PROMPT_MAX = 512
@@ -33,12 +34,18 @@ AspectRatio = Literal["16:9", "9:16", "1:1"]
 
 
 class Mode(StrEnum):
-    """The four ways of asking for a video."""
+    """The four ways of asking for a video, and a still picture (`/image`, bot/stills.py)."""
 
     TEXT = "text"
     IMAGE = "image"
     FRAMES = "frames"
     REFERENCE = "reference"
+    STILL = "still"
+
+
+VIDEO_MODES = (Mode.TEXT, Mode.IMAGE, Mode.FRAMES, Mode.REFERENCE)
+# Speech to text for spoken prompts (seed 003); priced like a model in the cost table.
+ASR_MODEL = "glm-asr-2512"
 
 
 class _Common(BaseModel):
@@ -292,6 +299,18 @@ OPTION_HELP = {
 }
 
 
+def priced_names() -> list[str]:
+    """Every model moderators can price and turn off: videos, stills, speech recognition."""
+    return [*MODELS, *STILL_MODELS, ASR_MODEL]
+
+
+def peers(model: str) -> list[str]:
+    """The models of the same kind as `model` (still, speech, video), for "use one of" messages."""
+    if model in STILL_MODELS:
+        return list(STILL_MODELS)
+    return [ASR_MODEL] if model == ASR_MODEL else list(MODELS)
+
+
 def models_for(mode: Mode) -> list[str]:
     """Model names that offer a mode, in table order."""
     return [name for name, spec in MODELS.items() if mode in spec.modes]
@@ -308,6 +327,10 @@ def get_spec(model: str) -> ModelSpec:
 def allowed_values(model: str, option: str, mode: Mode | None = None) -> tuple[Any, ...] | None:
     """The values a model accepts for a user option (in `mode`, if given); None if it has no
     such option."""
+    if model in STILL_MODELS:
+        return still_values(model, option)
+    if model == ASR_MODEL:
+        return None
     spec = get_spec(model)
     field = spec.request.model_fields.get(OPTION_FIELDS[option])
     if field is None:

@@ -64,6 +64,18 @@ class ModeratorActions(Protocol):
         """Remove one; False if absent."""
         ...
 
+    async def hotwords(self, guild_id: int) -> list[str]:
+        """The server's speech-recognition hotwords, oldest first."""
+        ...
+
+    async def add_hotword(self, guild_id: int, word: str, actor_id: int) -> bool:
+        """Add a hotword; False if it was there already."""
+        ...
+
+    async def remove_hotword(self, guild_id: int, word: str) -> bool:
+        """Remove a hotword; False if absent."""
+        ...
+
     async def channel_rules(self, guild_id: int) -> dict[int, bool]:
         """channel → allowed."""
         ...

@@ -93,9 +93,10 @@ class BlocklistTimeout(Exception):
         self.pattern = pattern
 
 
-def cost_of(rules: list[CostRule], model: str, options: Mapping[str, Any]) -> int:
-    """The highest matching rule: the model's own cost, or one for an option value; default 1."""
-    cost = 1
+def cost_of(rules: list[CostRule], model: str, options: Mapping[str, Any], default: int = 1) -> int:
+    """The highest matching rule: the model's own cost, or one for an option value; else
+    `default` (1; speech recognition is free unless priced)."""
+    cost = default
     base = [r.cost for r in rules if r.model == model and not r.option]
     if base:
         cost = base[-1]
@@ -199,11 +200,13 @@ class Policy:
         """A model a moderator disabled is refused, naming the ones on offer."""
         rules = await self.store.model_rules(guild_id)
         if rules.get(model) is False:
-            offered = [m for m in models.MODELS if rules.get(m, True)]
+            offered = [m for m in models.peers(model) if rules.get(m, True)]
             raise NotAllowedError(
                 f"{model} is turned off on this server. Available: {', '.join(offered) or 'none'}."
             )
 
-    async def cost(self, guild_id: int, model: str, options: Mapping[str, Any]) -> int:
+    async def cost(
+        self, guild_id: int, model: str, options: Mapping[str, Any], default: int = 1
+    ) -> int:
         """Credits this request costs here."""
-        return cost_of(await self.store.costs(guild_id), model, options)
+        return cost_of(await self.store.costs(guild_id), model, options, default)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bot.stills import StillRequest
+    from bot.zai_media import StillResult, Transcript
 
 
 class TaskStatus(StrEnum):
@@ -38,4 +44,20 @@ class VideoProvider(Protocol):
 
     async def check_key(self) -> None:
         """One cheap authenticated call; raises ProviderError if the key is refused."""
+        ...
+
+
+class MediaProvider(Protocol):
+    """Stills and speech (seed 003): both answer synchronously."""
+
+    async def generate_still(
+        self, request: StillRequest, user_id: str | None = None
+    ) -> StillResult:
+        """Make a picture; its link. Raises ProviderError."""
+        ...
+
+    async def transcribe(
+        self, audio: Path, *, mime: str, hotwords: Sequence[str] = (), prompt: str | None = None
+    ) -> Transcript:
+        """Speech to text. Raises ProviderError (InputError for too many hotwords)."""
         ...

@@ -23,7 +23,7 @@ _BAD_REQUEST_CODES = {"1210", "1211", "1212", "1213", "1214"}
 _FILTER_CODES = {"1301"}
 
 # Failing before the request left us: safe to send again. Failing after: the provider may have it.
-_NOT_SENT = (
+NOT_SENT = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
@@ -129,14 +129,14 @@ class ZaiClient:
         url = f"{self._base}/videos/generations"
         try:
             response = await self._http.post(url, json=body, headers=self._headers())
-        except _NOT_SENT as exc:
-            raise self._error(_transport_error(ProviderErrorKind.RETRY, exc)) from None
+        except NOT_SENT as exc:
+            raise self._error(transport_error(ProviderErrorKind.RETRY, exc)) from None
         except httpx.HTTPError as exc:
             # The body may have reached Z.AI: sending it again could start a second paid task.
-            raise self._error(_transport_error(ProviderErrorKind.AMBIGUOUS, exc)) from None
+            raise self._error(transport_error(ProviderErrorKind.AMBIGUOUS, exc)) from None
         if response.status_code != 200:
             raise self._error(error_from_response(response))
-        data = _json(response)
+        data = json_body(response)
         task_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(task_id, str | int) or not str(task_id):
             raise ProviderError(
@@ -150,11 +150,11 @@ class ZaiClient:
         try:
             response = await self._http.get(url, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise self._error(_transport_error(ProviderErrorKind.RETRY, exc)) from None
+            raise self._error(transport_error(ProviderErrorKind.RETRY, exc)) from None
         if response.status_code != 200:
             raise self._error(error_from_response(response))
         try:
-            state = parse_task(_json(response))
+            state = parse_task(json_body(response))
         except ProviderError as exc:
             raise self._error(exc) from None
         if state.message:  # a FAIL message is stored and shown to the requester
@@ -219,7 +219,7 @@ def _malformed(what: str, data: Any) -> ProviderError:
     )
 
 
-def _json(response: httpx.Response) -> Any:
+def json_body(response: httpx.Response) -> Any:
     """The JSON of a 200 answer, or None when it is not JSON."""
     try:
         return response.json()
@@ -227,6 +227,6 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
-def _transport_error(kind: ProviderErrorKind, exc: Exception) -> ProviderError:
+def transport_error(kind: ProviderErrorKind, exc: Exception) -> ProviderError:
     """A domain error for a failure with no HTTP answer (the URL is kept out: no secrets in it)."""
     return ProviderError(kind, type(exc).__name__, str(exc)[:200] or type(exc).__name__)

@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot import models
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
-from cogs.common import describe_options, safe_prompt, short, ts
+from cogs.common import describe_options, noun, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
 from storage.moderation import CostRule
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Choice = app_commands.Choice
-MODEL_CHOICES = [Choice(name=m, value=m) for m in models.MODELS]
+# Every model, speech recognition included (turning it off turns spoken prompts off).
+MODEL_CHOICES = [Choice(name=m, value=m) for m in models.priced_names()]
 OPTION_CHOICES = [Choice(name=o, value=o) for o in models.OPTION_FIELDS]
 Credits = app_commands.Range[int, 0, 10_000]
 NEED_MANAGE = "You need the Manage Server permission to use this."
@@ -131,6 +132,9 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     )
     channels = app_commands.Group(name="channels", description="Where the bot works")
     models_group = app_commands.Group(name="models", description="Which models this server offers")
+    hotwords = app_commands.Group(
+        name="hotwords", description="Words speech recognition should expect in spoken prompts"
+    )
 
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
@@ -347,6 +351,30 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         lines = [f"• `{p}`{' (regex)' if r else ''}" for p, r in entries]
         await say(interaction, short("Blocklist:\n" + ("\n".join(lines) or "• (empty)"), 2000))
 
+    @hotwords.command(name="add", description="Help speech recognition with a name or term")
+    @app_commands.describe(word="A word or short phrase members say (names, jargon)")
+    async def hotword_add(
+        self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 50]
+    ) -> None:
+        """Add a hotword (at most 100)."""
+        clean = await self.engine.add_hotword(interaction.guild_id or 0, word, interaction.user.id)
+        await self._done(interaction, "hotwords.add", f"Hotword `{clean}` added.")
+
+    @hotwords.command(name="remove", description="Remove a hotword")
+    @app_commands.describe(word="The hotword exactly as listed")
+    async def hotword_remove(self, interaction: discord.Interaction, word: str) -> None:
+        """Remove a hotword."""
+        if not await self.moderation.remove_hotword(interaction.guild_id or 0, word.strip()):
+            raise InputError(f"`{word}` is not a hotword; `/videoadmin hotwords list` shows them.")
+        await self._done(interaction, "hotwords.remove", f"Hotword `{word.strip()}` removed.")
+
+    @hotwords.command(name="list", description="Show the hotwords")
+    async def hotword_list(self, interaction: discord.Interaction) -> None:
+        """The hotwords."""
+        words = await self.moderation.hotwords(interaction.guild_id or 0)
+        lines = [f"• `{w}`" for w in words]
+        await say(interaction, short("Hotwords:\n" + ("\n".join(lines) or "• (none)"), 2000))
+
     # --- where and what -------------------------------------------------------------------
 
     @approval.command(name="on", description="Send every request to a moderators' channel first")
@@ -449,7 +477,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def model_list(self, interaction: discord.Interaction) -> None:
         """Model rules."""
         rules = await self.moderation.model_rules(interaction.guild_id or 0)
-        lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in models.MODELS]
+        lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in models.priced_names()]
         await say(interaction, "\n".join(lines))
 
     # --- seeing what happened -------------------------------------------------------------
@@ -498,7 +526,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         ]
         channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
         text = (
-            f"Video request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
+            f"{noun(job).title()} request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
             f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(job)}\n"
             f"> {safe_prompt(job.prompt, 1500)}"
         )

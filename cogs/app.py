@@ -19,12 +19,14 @@ from cogs.replies import report_error
 if TYPE_CHECKING:  # the extensions are loaded by name; these names are for the wiring's types
     from cogs.admin import Admin
     from cogs.delivery import Delivery
+    from cogs.stills import Stills
     from cogs.video import Video
+    from cogs.voice import Voice
 
 log = logging.getLogger(__name__)
 
 # The cogs, loaded as discord.py extensions by name (each module's `setup` adds its cog).
-EXTENSIONS = ("cogs.admin", "cogs.delivery", "cogs.video")
+EXTENSIONS = ("cogs.admin", "cogs.delivery", "cogs.video", "cogs.stills", "cogs.voice")
 
 
 def configure_endpoints(api_base: str, gateway_url: str) -> None:
@@ -79,6 +81,10 @@ class VideoBot(commands.Bot):
         delivery = cast("Delivery", self.loaded("Delivery"))
         admin = cast("Admin", self.loaded("Admin"))
         video = cast("Video", self.loaded("Video"))
+        stills = cast("Stills", self.loaded("Stills"))
+        voice = cast("Voice", self.loaded("Voice"))
+        stills.video = voice.video = video  # /image, Animate and spoken prompts: one pipeline
+        video.voice = voice  # /video text's recording option
         delivery.moderators = admin  # approval requests and provider alerts
         self.resources.engine.rules.alert = admin.on_policy_alert  # a blocklist entry too slow
         video.delivery = delivery  # status messages of new jobs

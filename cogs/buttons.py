@@ -7,6 +7,7 @@ from typing import Any
 
 import discord
 
+from bot.models import Mode
 from cogs.replies import report_error
 from storage.jobs import Job
 
@@ -53,9 +54,56 @@ class JobButton(
             await report_error(interaction, exc)
 
 
+# A still's buttons: Animate (image-to-video from it), Re-roll, Details.
+STILL_ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+    "animate": ("Animate", "🎬", discord.ButtonStyle.primary),
+    "reroll": ("Re-roll", "🎲", discord.ButtonStyle.secondary),
+    "details": ("Details", "ℹ️", discord.ButtonStyle.secondary),
+}
+
+
+class StillButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"still:(?P<action>[a-z]+):(?P<job>[0-9]+)",
+):
+    """One action on one still; the Stills cog does the work."""
+
+    def __init__(self, action: str, job_id: int) -> None:
+        label, emoji, style = STILL_ACTIONS[action]
+        super().__init__(
+            discord.ui.Button(
+                label=label, emoji=emoji, style=style, custom_id=f"still:{action}:{job_id}"
+            )
+        )
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> StillButton:
+        """Rebuild the button from a click (after any restart)."""
+        action = match["action"]
+        if action not in STILL_ACTIONS:
+            raise ValueError(f"unknown action {action}")
+        return cls(action, int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Hand the click to the Stills cog, inside the same error boundary as commands."""
+        cog = interaction.client.get_cog("Stills")  # type: ignore[attr-defined]
+        try:
+            await cog.on_still_button(interaction, self.action, self.job_id)
+        except Exception as exc:  # the boundary: every failure gets a message or a log line
+            await report_error(interaction, exc)
+
+
 def result_view(job: Job) -> discord.ui.View:
-    """The four buttons under a delivered video."""
+    """The buttons under a delivered result: four for a video, three for a still."""
     view = discord.ui.View(timeout=None)
+    if job.mode == Mode.STILL:
+        for action in STILL_ACTIONS:
+            view.add_item(StillButton(action, job.id))
+        return view
     for action in ACTIONS:
         view.add_item(JobButton(action, job.id))
     return view

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import discord
 
+from bot.engine import TRANSCRIPT_MODE
 from bot.errors import InputError
 from bot.images import format_size
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_bytes
@@ -116,10 +117,21 @@ def duration_text(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
+def noun(job: Job) -> str:
+    """What a job makes, as members read it: "picture" for a still, else "video"."""
+    return {Mode.STILL.value: "picture", TRANSCRIPT_MODE: "transcription"}.get(job.mode, "video")
+
+
+def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
+    """Attachments that claim to be audio (a voice message's ogg/opus, mp3, m4a, ...)."""
+    return [a for a in message.attachments if (a.content_type or "").startswith("audio/")]
+
+
 def result_embed(job: Job) -> discord.Embed:
     """Prompt, model, settings and time taken of a finished job."""
     embed = discord.Embed(
-        title=f"Video #{job.id}", description=short(job.prompt or "*(no prompt)*", 4000)
+        title=f"{noun(job).title()} #{job.id}",
+        description=short(job.prompt or "*(no prompt)*", 4000),
     )
     embed.add_field(name="Model", value=f"{job.model} ({job.mode})")
     embed.add_field(name="Settings", value=short(describe_options(job), 1024))

@@ -21,9 +21,10 @@ from bot.errors import BotError, UnsafeURLError
 from bot.failpoints import failpoint
 from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
+from bot.models import Mode
 from bot.tasks import spawn
 from cogs.buttons import result_view
-from cogs.common import STATE_ICONS, jump_url, only, result_embed, safe_prompt, ts
+from cogs.common import STATE_ICONS, jump_url, noun, only, result_embed, safe_prompt, ts
 from storage.rows import Job
 from storage.states import AT_PROVIDER, ENDED_BADLY
 from storage.states import JobState as S
@@ -50,6 +51,7 @@ MAX_RESULT_BYTES = 512 * 1024 * 1024  # a 10 s 4K video is far below this; anyth
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 UPLOAD_HEADROOM = 64 * 1024  # the JSON payload and multipart framing share the upload limit
 LINK_LIFETIME = 24 * 3600  # Vidu documents one day; assume the same for every model
+STILL_LINK_LIFETIME = 30 * 24 * 3600  # seed 003: image links expire after 30 days
 SEND_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 5  # the provider's link lives a day: a flaky CDN is worth a few tries
 COVER_MAX_BYTES = 2 * 1024 * 1024
@@ -66,7 +68,7 @@ class Undeliverable(Exception):
 
 def status_text(job: Job, *, position: int | None, expected: float) -> str:
     """The status line of a job in each state."""
-    head = f"<@{job.user_id}>'s video #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
+    head = f"<@{job.user_id}>'s {noun(job)} #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
     return head + _status_body(job, position, expected) + f"\n> {safe_prompt(job.prompt, 200)}"
 
 
@@ -275,6 +277,8 @@ class Delivery(commands.Cog):
     async def _post_result(self, job: Job) -> int | None:
         """Download, fit to the upload limit, and send; returns the message id (None for a DM)."""
         await asyncio.to_thread(self.scratch.mkdir, mode=0o700, parents=True, exist_ok=True)
+        if job.mode == Mode.STILL:
+            return await self._post_still(job)
         with tempfile.TemporaryDirectory(prefix=f"job{job.id}-", dir=self.scratch) as tmp:
             video: Path | None = Path(tmp) / "video.mp4"
             size = await self._download(job, video)
@@ -288,6 +292,22 @@ class Delivery(commands.Cog):
                 size = fitted_size
             cover = await self._cover(job, Path(tmp) / "cover.jpg", limit - size)
             return await self._send_anywhere(job, content, video, cover)
+
+    async def _post_still(self, job: Job) -> int | None:
+        """Download the picture now (its link expires) and post it with its buttons."""
+        with tempfile.TemporaryDirectory(prefix=f"job{job.id}-", dir=self.scratch) as tmp:
+            picture: Path | None = Path(tmp) / "picture.png"
+            size = await self._download(job, picture)
+            failpoint("after_download")
+            limit = self._upload_limit(job) - UPLOAD_HEADROOM
+            content = f"<@{job.user_id}> your picture is ready!"
+            if size > limit:
+                expires = ts((job.finished_at or time.time()) + STILL_LINK_LIFETIME)
+                content += (
+                    f" It is too big to attach here; see it (until {expires}): {job.video_url}"
+                )
+                picture = None
+            return await self._send_anywhere(job, content, picture, None)
 
     async def _cover(self, job: Job, dest: Path, room: int) -> Path | None:
         """The provider's cover image, if there is one and it fits beside the video."""
@@ -403,6 +423,8 @@ class Delivery(commands.Cog):
         """One send with a nonce (Discord answers a repeat with the first message), retried
         on server and network errors; the last error is raised when every attempt failed."""
         embed = result_embed(job)
+        if job.mode == Mode.STILL and video is not None:
+            embed.set_image(url=f"attachment://{_result_name(job)}")
         if cover is not None:
             embed.set_thumbnail(url="attachment://cover.jpg")
         for attempt in range(1, SEND_ATTEMPTS + 1):
@@ -425,10 +447,15 @@ class Delivery(commands.Cog):
 
 def _files(job: Job, video: Path | None, cover: Path | None) -> list[discord.File]:
     """Fresh File objects for one send attempt (a sent File is consumed)."""
-    files = [discord.File(video, filename=f"video-{job.id}.mp4")] if video else []
+    files = [discord.File(video, filename=_result_name(job))] if video else []
     if cover is not None:
         files.append(discord.File(cover, filename="cover.jpg"))
     return files
+
+
+def _result_name(job: Job) -> str:
+    """The attachment's file name: picture-N.png for a still, video-N.mp4 otherwise."""
+    return f"picture-{job.id}.png" if job.mode == Mode.STILL else f"video-{job.id}.mp4"
 
 
 def _reason(exc: BotError) -> str:

@@ -28,10 +28,12 @@ from cogs.common import (
     IMAGE_SUFFIXES,
     MODE_BY_COUNT,
     STATE_ICONS,
+    audio_attachments,
     check_attachments,
     describe_options,
     fetch_images,
     jump_url,
+    noun,
     only,
     safe_prompt,
     short,
@@ -45,13 +47,14 @@ from storage.states import ENDED_BADLY
 if TYPE_CHECKING:
     from cogs.app import VideoBot
     from cogs.delivery import Delivery
+    from cogs.voice import Voice
 
 log = logging.getLogger(__name__)
 
 Choice = app_commands.Choice
 Prompt = app_commands.Range[str, 1, models.PROMPT_MAX]
 MAX_RESULT_FOR_EXTEND = 512 * 1024 * 1024
-ACCEPTED = "✅ Accepted as video #{id}. I will post it here and mention you when it is ready."
+ACCEPTED = "✅ Accepted as {noun} #{id}. I will post it here and mention you when it is ready."
 Pictures = Callable[[], Awaitable[Sequence[bytes]]]
 
 
@@ -188,6 +191,7 @@ class Video(commands.Cog):
     )
 
     delivery: Delivery  # wired by VideoBot.wire
+    voice: Voice  # wired by VideoBot.wire: /video text's recording option
 
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
@@ -231,7 +235,7 @@ class Video(commands.Cog):
         if entry.tell is None:
             return
         try:
-            await entry.tell(ACCEPTED.format(id=job.id))
+            await entry.tell(ACCEPTED.format(noun=noun(job), id=job.id))
         except Exception as exc:
             log.warning("job %d: could not acknowledge the request: %r", job.id, exc)
 
@@ -275,7 +279,11 @@ class Video(commands.Cog):
     # --- slash commands -------------------------------------------------------------------
 
     @video.command(name="text", description="Turn a prompt into a short video")
-    @app_commands.describe(prompt="Describe the video (up to 512 characters)", **OPTION_HELP)
+    @app_commands.describe(
+        prompt="Describe the video (up to 512 characters); or leave it out and attach `voice`",
+        voice="Say the prompt instead (a recording of at most 30 s); you see the text first",
+        **OPTION_HELP,
+    )
     @app_commands.choices(
         model=model_choices(Mode.TEXT),
         **{
@@ -286,7 +294,7 @@ class Video(commands.Cog):
     async def text(
         self,
         interaction: discord.Interaction,
-        prompt: Prompt,
+        prompt: Prompt | None = None,
         model: str = DEFAULT_MODEL[Mode.TEXT],
         quality: str | None = None,
         audio: bool | None = None,
@@ -296,9 +304,26 @@ class Video(commands.Cog):
         style: str | None = None,
         aspect_ratio: str | None = None,
         movement: str | None = None,
+        voice: discord.Attachment | None = None,
     ) -> None:
-        """Text to video."""
+        """Text to video (the prompt typed, or spoken in `voice` and confirmed first)."""
         options = VideoOptions(quality, audio, size, duration, fps, style, aspect_ratio, movement)
+        if voice is not None:
+            template = JobRequest(
+                interaction.guild_id or 0,
+                interaction.channel_id or 0,
+                interaction.user.id,
+                model,
+                Mode.TEXT,
+                None,
+                options,
+                origin=Origin.VOICE,
+                upload_limit=interaction.filesize_limit,
+            )
+            await self.voice.from_slash(interaction, voice, template)
+            return
+        if not prompt:
+            raise InputError("Write a prompt, or attach a recording of it as `voice`.")
         await self.start(interaction, Mode.TEXT, model, prompt, options, (), Origin.SLASH)
 
     @video.command(name="image", description="Animate a picture")
@@ -450,6 +475,8 @@ class Video(commands.Cog):
         me = self.bot.user
         if message.author.bot or message.guild is None or me is None or me not in message.mentions:
             return
+        if audio_attachments(message) and not image_attachments(message):
+            return  # a spoken prompt: the Voice cog's
         try:
             await self._from_mention(message)
         except BotError as exc:
@@ -507,7 +534,7 @@ class Video(commands.Cog):
     def _details(job: Job) -> str:
         """Everything about a job, privately."""
         return (
-            f"**Video #{job.id}** by <@{job.user_id}>\nModel: {job.model} ({job.mode})\n"
+            f"**{noun(job).title()} #{job.id}** by <@{job.user_id}>\nModel: {job.model} ({job.mode})\n"
             f"Settings: {describe_options(job)}\nCost: {job.cost} credit(s)\nState: {job.state}\n"
             f"Requested {ts(job.created_at)}\nPrompt: {safe_prompt(job.prompt, 1500)}"
         )
@@ -528,7 +555,7 @@ class Video(commands.Cog):
         """Re-roll or Extend: only the requester, since it spends their credits."""
         if interaction.user.id != job.user_id:
             raise NotAllowedError(
-                f"Only <@{job.user_id}> can {action} this video, since it costs their credits. "
+                f"Only <@{job.user_id}> can {action} this {noun(job)}, since it costs their credits. "
                 "Use `/video` to make your own."
             )
         await interaction.response.defer(ephemeral=True, thinking=True)

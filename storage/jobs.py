@@ -152,6 +152,12 @@ class JobStore:
         rows = [(at, polled, now, job_id) for job_id, at, polled in polls]
         await self.db.run(lambda conn: conn.executemany(sql.MARK_RUNNING, rows))
 
+    async def mark_generated(self, job_id: int, task_id: str, url: str) -> bool:
+        """submitting → succeeded for a synchronous job (a still): its answer is the result."""
+        now = time.time()
+        params = (task_id, now, now, url, now, job_id)
+        return await self.db.execute(sql.MARK_GENERATED, params) == 1
+
     async def mark_succeeded(self, job_id: int, video_url: str, cover_url: str | None) -> bool:
         """processing → succeeded with the result links."""
         now = time.time()

@@ -152,6 +152,19 @@ class ModerationStore:
         """Remove one; False if absent."""
         return await self.db.execute(sql.DELETE_BLOCK, (guild_id, pattern)) == 1
 
+    async def hotwords(self, guild_id: int) -> list[str]:
+        """The server's speech-recognition hotwords, oldest first."""
+        return [r[0] for r in await self.db.fetchall(sql.SELECT_HOTWORDS, (guild_id,))]
+
+    async def add_hotword(self, guild_id: int, word: str, actor_id: int) -> bool:
+        """Add a hotword; False if it was there already."""
+        params = (guild_id, word, actor_id, time.time())
+        return await self.db.execute(sql.INSERT_HOTWORD, params) == 1
+
+    async def remove_hotword(self, guild_id: int, word: str) -> bool:
+        """Remove a hotword; False if absent."""
+        return await self.db.execute(sql.DELETE_HOTWORD, (guild_id, word)) == 1
+
     async def channel_rules(self, guild_id: int) -> dict[int, bool]:
         """channel → allowed."""
         rows = await self.db.fetchall(sql.SELECT_CHANNEL_RULES, (guild_id,))

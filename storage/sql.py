@@ -155,6 +155,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN last_running_at REAL;
     """,
+    # 4: speech-recognition hotwords per server (spoken prompts).
+    """
+    CREATE TABLE hotwords (
+        guild_id INTEGER NOT NULL,
+        word TEXT NOT NULL,
+        actor_id INTEGER,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, word)
+    );
+    """,
 ]
 
 PRAGMAS = (
@@ -297,6 +307,13 @@ UPDATE jobs SET polls = polls + 1, next_poll_at = ?, last_running_at = ?, update
 WHERE id = ? AND state = {PROCESSING}
 """  # noqa: S608 (enum values)
 
+# A still answers its submit with the picture: submitting → succeeded in one step, no polls.
+MARK_GENERATED = f"""
+UPDATE jobs SET state = {SUCCEEDED}, task_id = ?, submitted_at = ?, finished_at = ?,
+       video_url = ?, updated_at = ?
+WHERE id = ? AND state = {SUBMITTING}
+"""  # noqa: S608 (enum values)
+
 MARK_SUCCEEDED = f"""
 UPDATE jobs SET state = {SUCCEEDED}, polls = polls + 1, finished_at = ?, video_url = ?,
        cover_url = ?, updated_at = ?
@@ -422,6 +439,14 @@ ON CONFLICT (guild_id, channel_id) DO UPDATE SET allowed = excluded.allowed
 """
 
 DELETE_CHANNEL_RULE = "DELETE FROM channel_rules WHERE guild_id = ? AND channel_id = ?"
+
+SELECT_HOTWORDS = "SELECT word FROM hotwords WHERE guild_id = ? ORDER BY created_at, word"
+
+INSERT_HOTWORD = """
+INSERT OR IGNORE INTO hotwords (guild_id, word, actor_id, created_at) VALUES (?, ?, ?, ?)
+"""
+
+DELETE_HOTWORD = "DELETE FROM hotwords WHERE guild_id = ? AND word = ?"
 
 SELECT_MODEL_RULES = "SELECT model, enabled FROM model_rules WHERE guild_id = ?"
 

@@ -493,3 +493,33 @@ async def test_dm_send(bot: MiniBot, world: World) -> None:
     dm = fake.dm_channel(world.alice)
     messages: list[FakeMessage] = fake.messages(dm)
     assert [m.content for m in messages] == ["psst"]
+
+
+async def test_voice_reply_carries_reference_flags_and_ping(bot: MiniBot, world: World) -> None:
+    """A reply names the message it answers (resolved) and pings its author unless told not to."""
+    fake = world.fake
+    channel = bot.get_channel(world.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    mine = await channel.send("hello")
+    original = fake.messages(world.channel_id)[-1]
+    voice = fake.add_attachment("voice-message.ogg", b"OggS" + bytes(60), "audio/ogg")
+
+    async def reply(ping: bool) -> discord.Message:
+        """Send alice's voice reply and return what the bot received."""
+        waiter = asyncio.create_task(
+            bot.wait_for("message", check=lambda m: m.author.id == world.alice.id, timeout=5)
+        )
+        await fake.user_message(
+            world.guild, world.channel_id, world.alice, attachments=[voice],
+            reply_to=original, ping_reply=ping, flags=8192,
+        )  # fmt: skip
+        return await waiter
+
+    got = await reply(True)
+    assert got.flags.voice and got.reference is not None
+    assert got.reference.message_id == mine.id
+    assert isinstance(got.reference.resolved, discord.Message)
+    assert got.reference.resolved.author.id == fake.bot_user.id
+    assert [a.content_type for a in got.attachments] == ["audio/ogg"]
+    silent = await reply(False)  # no ping, no MESSAGE_CONTENT: the files are hidden, like Discord
+    assert silent.attachments == []

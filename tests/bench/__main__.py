@@ -36,6 +36,7 @@ FIGURES = {
     "storage": "reservations:storage_figure",
     "sim": "poll_figures:sim_figure",
     "prior": "poll_figures:prior_figure",
+    "media": "media_timing:media_figure",
 }
 
 

@@ -878,14 +878,24 @@ class FakeDiscord:
         *,
         attachments: Sequence[dict[str, Any]] = (),
         mentions: Sequence[UserArg] = (),
+        reply_to: FakeMessage | None = None,
+        ping_reply: bool = True,
+        flags: int = 0,
     ) -> FakeMessage:
-        """Post a message as a user (MESSAGE_CREATE, subject to intents); return it."""
+        """Post a message as a user (MESSAGE_CREATE, subject to intents); return it.
+
+        ``reply_to`` makes it a reply (type 19, with ``referenced_message``); like Discord's
+        client, the replied-to author is pinged unless ``ping_reply`` is False. ``flags``:
+        e.g. 8192 IS_VOICE_MESSAGE.
+        """
         g = self._guild(guild) if guild is not None else None
         ch, u = self._channel(channel), self._user(author)
         if g is not None and g.member(u.id) is None:
             raise ValueError(f"{u.username} is not a member of {g.name}")
         pinged = {x.id: x for x in mentioned_users(self, content, None)}
         pinged.update({self._user(m).id: self._user(m) for m in mentions})
+        if reply_to is not None and ping_reply:
+            pinged[reply_to.author.id] = reply_to.author
         message = FakeMessage(
             id=self.next_id(),
             channel_id=ch.id,
@@ -895,7 +905,17 @@ class FakeDiscord:
             content=content,
             files=[self.cdn[int(a["id"])] for a in attachments],
             mentions=list(pinged.values()),
+            flags=flags,
         )
+        if reply_to is not None:
+            message.type = 19
+            message.referenced = reply_to
+            message.message_reference = {
+                "type": 0,
+                "message_id": str(reply_to.id),
+                "channel_id": str(reply_to.channel_id),
+                **({"guild_id": str(reply_to.guild_id)} if reply_to.guild_id else {}),
+            }
         self._messages[message.id] = message
         ch.last_message_id = message.id
         self.signal.fire()

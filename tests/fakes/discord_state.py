@@ -550,6 +550,7 @@ class FakeMessage:
     allowed_mentions: dict[str, Any] | None = None
     mentions: list[FakeUser] = field(default_factory=list)
     message_reference: dict[str, Any] | None = None
+    referenced: FakeMessage | None = None  # a reply's message, sent as `referenced_message`
     webhook_id: int | None = None
     application_id: int | None = None
     interaction_metadata: dict[str, Any] | None = None
@@ -623,6 +624,8 @@ class FakeMessage:
             data["interaction_metadata"] = self.interaction_metadata
         if self.message_reference is not None:
             data["message_reference"] = self.message_reference
+        if self.referenced is not None:
+            data["referenced_message"] = self.referenced.payload()
 
 
 INTERACTION_PING = 1

@@ -453,6 +453,10 @@ class FakeZai:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._counter = 0
+        # Still and speech routes live in their own module (it imports this one, hence late).
+        from tests.fakes.zai_media import MediaApi
+
+        self.media_api = MediaApi(self)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -462,6 +466,7 @@ class FakeZai:
         app.router.add_post(f"{API_PREFIX}/videos/generations", self._submit)
         app.router.add_get(f"{API_PREFIX}/async-result/{{task_id}}", self._poll)
         app.router.add_get("/media/{task_id}.{ext:mp4|jpg}", self._media)
+        self.media_api.add_routes(app, API_PREFIX)
         self._runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
         )
