@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot import models
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
-from cogs.common import describe_options, safe_prompt, short, ts
+from cogs.common import describe_options, inert, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
 from storage.moderation import CostRule
@@ -478,7 +478,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """The audit log."""
         entries = await self.moderation.recent_audit(interaction.guild_id or 0, 20)
         lines = [
-            f"{ts(e.created_at)} {f'<@{e.actor_id}>' if e.actor_id else 'bot'} **{e.action}** {short(e.detail, 150)}"
+            f"{ts(e.created_at)} {f'<@{e.actor_id}>' if e.actor_id else 'bot'} **{e.action}** {inert(e.detail, 150)}"
             for e in entries
         ]
         await say(interaction, short("\n".join(lines) or "Nothing yet.", 2000))
@@ -529,7 +529,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             message = self.bot.get_partial_messageable(interaction.channel_id).get_partial_message(
                 job.approval_message_id
             )
-            note = f"\n🚫 Rejected by {interaction.user.mention}: {discord.utils.escape_markdown(reason)}"
+            note = f"\n🚫 Rejected by {interaction.user.mention}: {inert(reason, 300)}"
             original = (
                 interaction.message.content if interaction.message else f"Video request #{job_id}"
             )
@@ -545,14 +545,14 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         channel_id = (await self.moderation.settings(guild_id)).alerts_channel_id
         if channel_id is not None:
             await self.bot.get_partial_messageable(channel_id, guild_id=guild_id).send(
-                f"⚠️ {short(text, 1900)}", allowed_mentions=discord.AllowedMentions.none()
+                f"⚠️ {inert(text, 1900)}", allowed_mentions=discord.AllowedMentions.none()
             )
 
     async def on_provider_halted(self, job: Job, reason: str | None) -> None:
         """Tell each server's moderators once that the provider account refused work."""
         text = (
             "⚠️ The Z.AI account behind this bot refused new work "
-            f"({short(reason or 'account problem', 200)}). New requests are paused and refunded; "
+            f"({inert(reason or 'account problem', 200)}). New requests are paused and refunded; "
             "the bot operator must check the account (balance, key or limits)."
         )
         for guild_id, channel_id in await self.moderation.guilds_with_alerts():

@@ -23,7 +23,7 @@ from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
 from bot.tasks import spawn
 from cogs.buttons import result_view
-from cogs.common import STATE_ICONS, jump_url, only, result_embed, safe_prompt, ts
+from cogs.common import STATE_ICONS, inert, jump_url, only, result_embed, safe_prompt, ts
 from storage.rows import Job
 from storage.states import AT_PROVIDER, ENDED_BADLY
 from storage.states import JobState as S
@@ -86,7 +86,7 @@ def _status_body(job: Job, position: int | None, expected: float) -> str:
         return f"done: {jump_url(job.guild_id, job.channel_id, job.result_message_id)}"
     if state is S.DELIVERED:
         return "done (sent by direct message)."
-    return job.error_message or job.state
+    return inert(job.error_message, 500) if job.error_message else job.state
 
 
 class Delivery(commands.Cog):

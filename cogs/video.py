@@ -31,6 +31,7 @@ from cogs.common import (
     check_attachments,
     describe_options,
     fetch_images,
+    inert,
     jump_url,
     only,
     safe_prompt,
@@ -428,7 +429,7 @@ class Video(commands.Cog):
         if job.result_message_id:
             line += f" · [video]({jump_url(job.guild_id, job.channel_id, job.result_message_id)})"
         elif job.error_message and job.state in ENDED_BADLY:
-            line += f" · {short(job.error_message, 120)}"
+            line += f" · {inert(job.error_message, 120)}"
         return line
 
     # --- Animate image and mentions -------------------------------------------------------
@@ -446,9 +447,15 @@ class Video(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        """A message that mentions the bot with 1-3 pictures starts a video."""
+        """A message that mentions the bot in its text, with 1-3 pictures, starts a video.
+
+        A reply to the bot carries it in `mentions` too (Discord's default ping on reply):
+        only a mention written in the text counts.
+        """
         me = self.bot.user
-        if message.author.bot or message.guild is None or me is None or me not in message.mentions:
+        if message.author.bot or message.guild is None or me is None:
+            return
+        if not re.search(rf"<@!?{me.id}>", message.content):
             return
         try:
             await self._from_mention(message)
