@@ -178,9 +178,10 @@ class JobStore:
         refund: bool,
         from_states: Sequence[JobState] = UNFINISHED,
         reason: str = "refund",
+        now: float | None = None,
     ) -> bool:
         """Move a job to a final bad state, refunding its credit exactly once if asked."""
-        now = time.time()
+        now = time.time() if now is None else now
         query = sql.MARK_ENDED % placeholders(from_states)
         params = (state, code, message[:500], now, refund, now, job_id, *from_states)
 
@@ -244,8 +245,11 @@ def _reserve_guild(conn: sqlite3.Connection, new: NewJob, day: str, cap: int | N
 
 
 def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> None:
-    """Give a job's credit back to the day it was taken from, with a ledger row."""
+    """Give a job's credit back where the member sees it: today (see _refund_later)."""
     row = conn.execute(sql.SELECT_JOB, (job_id,)).fetchone()
+    if row["credit_day"] != day_key(now):
+        _refund_later(conn, row, now, reason)
+        return
     params = {
         "cost": row["cost"],
         "guild_id": row["guild_id"],
@@ -266,3 +270,19 @@ def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> N
         now,
     )
     conn.execute(sql.INSERT_LEDGER, ledger)
+
+
+def _refund_later(conn: sqlite3.Connection, row: Any, now: float, reason: str) -> None:
+    """A credit taken on an earlier UTC day comes back as a grant on today's row.
+
+    Released on its own day it would never show in /quota (that day is over). Lowering today's
+    `used` instead could take it below zero and would no longer be what was reserved today. As a
+    grant, every day's ledger still sums to its `granted - used`, and the server's usage of the
+    earlier day is left as it was (its cap is spent by reservations, not refunds).
+    """
+    today = day_key(now)
+    owner = (row["guild_id"], row["user_id"])
+    conn.execute(sql.ENSURE_USAGE_ROW, (*owner, today))
+    grant = {"amount": row["cost"], "guild_id": owner[0], "user_id": owner[1], "day": today}
+    conn.execute(sql.GRANT_CREDITS, grant)
+    conn.execute(sql.INSERT_LEDGER, (*owner, today, row["cost"], reason, row["id"], None, now))
