@@ -222,9 +222,10 @@ class Engine:
     async def accept(self, quote: Quote, images: Sequence[bytes] = ()) -> Job:
         """Check the pictures, then reserve the quoted cost and queue the job in one transaction."""
         req = quote.request
-        stored = await self._pictures(quote, images)
+        stored, first_frame_only = await self._pictures(quote, images)
         limits = await self._limits(req)
-        job = await self._refusing(quote, self.store.create(self._new_job(quote), stored, **limits))
+        new = self._new_job(quote, first_frame_only=first_frame_only)
+        job = await self._refusing(quote, self.store.create(new, stored, **limits))
         log.info(
             "job %d accepted (%s): %s/%s for user %d",
             job.id,
@@ -243,15 +244,20 @@ class Engine:
         """quote + accept with the request's pictures (tests, benchmarks, scripts)."""
         return await self.accept(await self.quote(request), request.images)
 
-    async def _pictures(self, quote: Quote, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
-        """The job's pictures: the parent's for a re-roll, else checked and fitted (in a thread)."""
+    async def _pictures(
+        self, quote: Quote, images: Sequence[bytes]
+    ) -> tuple[tuple[StoredImage, ...], bool]:
+        """The job's pictures: the parent's for a re-roll, else checked and fitted (in a thread);
+        and whether an animation was reduced to its first frame (a re-roll keeps the parent's)."""
         req = quote.request
         if quote.reuse_inputs and req.parent_job_id is not None:
-            return tuple(await self.store.inputs(req.parent_job_id))
-        return await asyncio.to_thread(prepare_images, req.model, req.mode, images)
+            parent = await self.store.get(req.parent_job_id)
+            first_only = parent is not None and parent.first_frame_only
+            return tuple(await self.store.inputs(req.parent_job_id)), first_only
+        return await asyncio.to_thread(prepare_pictures, req.model, req.mode, images)
 
     @staticmethod
-    def _new_job(quote: Quote) -> NewJob:
+    def _new_job(quote: Quote, *, first_frame_only: bool = False) -> NewJob:
         """The row the store admits for a quote."""
         req = quote.request
         return NewJob(
@@ -268,6 +274,7 @@ class Engine:
             parent_job_id=req.parent_job_id,
             state=quote.state,
             upload_limit=req.upload_limit,
+            first_frame_only=first_frame_only,
         )
 
     async def _limits(self, req: JobRequest) -> dict[str, Any]:

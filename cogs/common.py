@@ -19,6 +19,7 @@ from storage.states import JobState
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # larger pictures are never needed for a 1080p video
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MODE_BY_COUNT = {1: Mode.IMAGE, 2: Mode.FRAMES, 3: Mode.REFERENCE}
+FIRST_FRAME_NOTE = "ℹ️ An animated picture was used by its first frame only (the video service takes still pictures)."
 STATE_ICONS: dict[JobState, str] = {
     JobState.PENDING_APPROVAL: "⏳",
     JobState.QUEUED: "🕒",

@@ -23,7 +23,16 @@ from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
 from bot.tasks import spawn
 from cogs.buttons import result_view
-from cogs.common import STATE_ICONS, inert, jump_url, only, result_embed, safe_prompt, ts
+from cogs.common import (
+    FIRST_FRAME_NOTE,
+    STATE_ICONS,
+    inert,
+    jump_url,
+    only,
+    result_embed,
+    safe_prompt,
+    ts,
+)
 from storage.rows import Job
 from storage.states import AT_PROVIDER, ENDED_BADLY
 from storage.states import JobState as S
@@ -67,7 +76,10 @@ class Undeliverable(Exception):
 def status_text(job: Job, *, position: int | None, expected: float) -> str:
     """The status line of a job in each state."""
     head = f"<@{job.user_id}>'s video #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
-    return head + _status_body(job, position, expected) + f"\n> {safe_prompt(job.prompt, 200)}"
+    note = f"\n{FIRST_FRAME_NOTE}" if job.first_frame_only else ""
+    return (
+        head + _status_body(job, position, expected) + note + f"\n> {safe_prompt(job.prompt, 200)}"
+    )
 
 
 def _status_body(job: Job, position: int | None, expected: float) -> str:

@@ -66,13 +66,30 @@ def _label(option: str, value: Any) -> str:
 
 
 def choices(mode: Mode, option: str) -> list[Choice[Any]]:
-    """Every value any model of the mode accepts for an option (from the model table)."""
+    """Every value any model of the mode accepts for an option in that mode (the model table)."""
     values: list[Any] = []
     for model in models.models_for(mode):
-        for value in models.allowed_values(model, option) or ():
+        for value in models.allowed_values(model, option, mode) or ():
             if value not in values:
                 values.append(value)
     return [Choice(name=_label(option, v), value=v) for v in values][:25]
+
+
+# /video frames offers only the options whose values the frames models leave a choice of
+# (cogvideox-3 makes frames videos with quality=speed only; Vidu's have no quality).
+FRAMES_OPTIONS = ("audio", "size", "duration", "fps", "movement")
+
+
+def check_frame_count(model: str, count: int) -> None:
+    """Refuse a missing last frame for a model that needs two, naming the ones that do not."""
+    low, _ = models.image_count(model, Mode.FRAMES)
+    if count >= low:
+        return
+    one = [m for m in models.models_for(Mode.FRAMES) if models.image_count(m, Mode.FRAMES)[0] <= 1]
+    raise InputError(
+        f"{model} needs a first and a last frame: attach `last`, "
+        f"or pick {' or '.join(one)} to start from one picture. Nothing was charged."
+    )
 
 
 def model_choices(mode: Mode) -> list[Choice[str]]:
@@ -334,33 +351,32 @@ class Video(commands.Cog):
     )
     @app_commands.describe(
         first="The first frame",
-        last="The last frame",
+        last="The last frame (optional for models that take one picture)",
         prompt="What should happen (optional)",
-        **{k: v for k, v in OPTION_HELP.items() if k not in ("style", "aspect_ratio")},
+        **{k: v for k, v in OPTION_HELP.items() if k in FRAMES_OPTIONS + ("model",)},
     )
     @app_commands.choices(
         model=model_choices(Mode.FRAMES),
-        **{o: choices(Mode.FRAMES, o) for o in ("quality", "size", "duration", "fps", "movement")},
+        **{o: choices(Mode.FRAMES, o) for o in ("size", "duration", "fps", "movement")},
     )
     async def frames(
         self,
         interaction: discord.Interaction,
         first: discord.Attachment,
-        last: discord.Attachment,
+        last: discord.Attachment | None = None,
         prompt: Prompt | None = None,
         model: str = DEFAULT_MODEL[Mode.FRAMES],
-        quality: str | None = None,
         audio: bool | None = None,
         size: str | None = None,
         duration: int | None = None,
         fps: int | None = None,
         movement: str | None = None,
     ) -> None:
-        """First and last frame to video."""
-        options = VideoOptions(quality, audio, size, duration, fps, None, None, movement)
-        await self.start(
-            interaction, Mode.FRAMES, model, prompt, options, (first, last), Origin.SLASH
-        )
+        """First (and last) frame to video; no `quality`: the table narrows frames to one value."""
+        pictures = (first,) if last is None else (first, last)
+        check_frame_count(model, len(pictures))
+        options = VideoOptions(None, audio, size, duration, fps, None, None, movement)
+        await self.start(interaction, Mode.FRAMES, model, prompt, options, pictures, Origin.SLASH)
 
     @video.command(
         name="reference", description="Make a video with the subjects of 1 to 3 pictures"

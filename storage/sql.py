@@ -151,6 +151,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_guild ON audit_log (guild_id, id);
     """,
+    # 3: whether an animated picture was used by its first frame (the status says so).
+    """
+    ALTER TABLE jobs ADD COLUMN first_frame_only INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 PRAGMAS = (
