@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -60,6 +60,8 @@ async def open_resources(
     try:
         provider = ZaiClient(http, settings.zai_base_url, settings.zai_api_key)
         credits = Credits(db, settings.quota_daily_credits)
+        deadline = settings.task_deadline_minutes * 60  # the floor of every task
+        policy = replace(policy or PollPolicy(), deadline_floor=deadline)
         engine = Engine(JobStore(db), credits, provider, engine_config(settings), policy)
         yield Resources(settings, db, http, engine)
     finally:

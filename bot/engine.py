@@ -500,7 +500,11 @@ class Engine:
         limit = self.config.poll_concurrency * 4
         started = 0
         for job in await self.store.due_polls(time.time(), limit):
-            if job.id not in self._busy:
+            if job.id in self._busy:
+                continue
+            if time.time() >= self._deadline(job):  # its polls were brought forward to this
+                await self._time_out(job)
+            else:
                 self._busy.add(job.id)
                 self._track(self._polls, spawn(self._poll(job), name=f"poll-job-{job.id}"))
                 started += 1
@@ -527,7 +531,8 @@ class Engine:
             log.exception("job %d: unexpected error in submit", job.id)
             await self._submit_failed(job, _internal_error(exc, sent=sending))
         else:
-            first = time.time() + self.schedule.first_delay(job.model)
+            now = time.time()
+            first = min(now + self.schedule.first_delay(job.model), now + self._budget(job))
             await self.store.mark_processing(job.id, task_id, first)
             log.info("job %d submitted as task %s", job.id, task_id)
             await self._emit_job(JobEvent.STARTED, job.id)
@@ -611,9 +616,9 @@ class Engine:
         """Record a poll's answer."""
         if state.status is TaskStatus.PROCESSING:
             elapsed = time.time() - (job.submitted_at or time.time())
-            await self.store.mark_polled(
-                job.id, time.time() + self.schedule.next_delay(job.model, elapsed)
-            )
+            at = self._due(job, time.time() + self.schedule.next_delay(job.model, elapsed))
+            if not await self.store.mark_polled(job.id, at):
+                log.info("job %d: an answer after the job ended (%s) was ignored", job.id, state)
             failpoint("after_poll")
         elif state.status is TaskStatus.SUCCESS:
             if await self.store.mark_succeeded(job.id, state.video_url or "", state.cover_url):
@@ -621,6 +626,8 @@ class Engine:
                 log.info("job %d finished after %d polls", job.id, job.polls + 1)
                 failpoint("after_succeeded")
                 await self._emit_job(JobEvent.FINISHED, job.id)
+            else:  # the job ended meanwhile (e.g. timed out): its credit is back already
+                log.warning("job %d: the video came after the job ended; ignored", job.id)
         else:
             reason = state.message or "generation failed"
             if await self.store.end(
@@ -641,7 +648,43 @@ class Engine:
         else:
             log.warning("job %d: poll failed (%s); will retry", job.id, exc)
         delay = self.schedule.retry_delay(min(job.polls, 6), exc.retry_after)
-        await self.store.mark_polled(job.id, time.time() + delay)
+        await self.store.mark_polled(job.id, self._due(job, time.time() + delay))
+
+    # --- task deadlines -------------------------------------------------------------------
+
+    def _budget(self, job: Job) -> float:
+        """Seconds the provider gets for the job's task (per model, from the learned times)."""
+        return self.schedule.deadline(job.model)
+
+    def _deadline(self, job: Job) -> float:
+        """When the job's task is given up."""
+        return (job.submitted_at or job.created_at) + self._budget(job)
+
+    def _due(self, job: Job, at: float) -> float:
+        """A poll time, brought forward to the deadline: the job ends on time, not a poll late."""
+        return min(at, self._deadline(job))
+
+    async def _time_out(self, job: Job) -> None:
+        """The task outlived its deadline: end the job, refund it once, tell the member. The
+        provider is not asked again; a video it makes later is never collected."""
+        minutes = max(1, round(self._budget(job) / 60))
+        text = (
+            f"The video service did not finish this video within {minutes} minute(s), so the "
+            "bot stopped waiting for it. Your credit was refunded; please ask again."
+        )
+        done = await self.store.end(
+            job.id,
+            JobState.TIMED_OUT,
+            "timed_out",
+            text,
+            refund=True,
+            from_states=(JobState.PROCESSING,),
+        )
+        if done:
+            log.warning(
+                "job %d: task %s passed its deadline; timed out, refunded", job.id, job.task_id
+            )
+            await self._emit_job(JobEvent.FAILED, job.id)
 
     # --- events ---------------------------------------------------------------------------
 

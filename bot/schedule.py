@@ -30,6 +30,8 @@ class PollPolicy:
     prior_high: float = 2.0  # ... and the window ends at twice it
     retry_base: float = 2.0  # backoff after a failed submit or poll
     retry_max: float = 120.0
+    deadline_floor: float = 1800.0  # TASK_DEADLINE_MINUTES: least time a task gets
+    deadline_factor: float = 3.0  # ... or this many times the model's usual slowest time
 
     @classmethod
     def fixed(cls, seconds: float) -> PollPolicy:
@@ -54,6 +56,7 @@ class PollPolicy:
             max_interval=self.max_interval * factor,
             retry_base=self.retry_base * factor,
             retry_max=self.retry_max * factor,
+            deadline_floor=self.deadline_floor * factor,
         )
 
 
@@ -107,6 +110,12 @@ class PollSchedule:
         # Past the usual window the task is an outlier: slow down gradually.
         late = self.policy.interval + self.policy.late_growth * (elapsed - high)
         return min(self.policy.max_interval, late)
+
+    def deadline(self, model: str) -> float:
+        """Seconds after submit past which a task is given up: the floor, or k × the learned
+        high quantile (the prior's, before enough jobs were seen) if that is longer."""
+        _, high = self.window(model)
+        return max(self.policy.deadline_floor, self.policy.deadline_factor * high)
 
     def retry_delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Backoff with jitter after a failure, never sooner than Retry-After."""

@@ -31,6 +31,7 @@ STATE_ICONS: dict[JobState, str] = {
     JobState.REFUSED: "🚫",
     JobState.REJECTED: "🚫",
     JobState.UNDELIVERABLE: "⚠️",
+    JobState.TIMED_OUT: "⌛",
 }
 
 

@@ -177,7 +177,7 @@ UNFINISHED_IN = sql_in(UNFINISHED)
 AT_PROVIDER_IN = sql_in(AT_PROVIDER)
 SERVED_IN = sql_in(SERVED)
 GENERATED_IN = sql_in(GENERATED)
-FAILURES_IN = sql_in((S.FAILED, S.UNDELIVERABLE))
+FAILURES_IN = sql_in((S.FAILED, S.UNDELIVERABLE, S.TIMED_OUT))
 
 # --- jobs -------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ class JobState(StrEnum):
     REFUSED = "refused"
     REJECTED = "rejected"
     UNDELIVERABLE = "undeliverable"
+    TIMED_OUT = "timed_out"  # the provider did not finish within the task's deadline
 
 
 S = JobState
@@ -31,7 +32,7 @@ SERVED = (*AT_PROVIDER, S.SUCCEEDED)
 # The provider finished it (its generation time is known).
 GENERATED = (S.SUCCEEDED, S.DELIVERED, S.UNDELIVERABLE)
 # Ended badly: refunded, with a reason for the member.
-ENDED_BADLY = (S.FAILED, S.REFUSED, S.REJECTED, S.UNDELIVERABLE)
+ENDED_BADLY = (S.FAILED, S.REFUSED, S.REJECTED, S.UNDELIVERABLE, S.TIMED_OUT)
 FINAL = (S.DELIVERED, *ENDED_BADLY)
 
 

@@ -1,0 +1,63 @@
+"""Issue 10 item 10: a task that never leaves PROCESSING ends `timed_out` at its deadline,
+refunded once, the member told; the provider's later answer is never collected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.schedule import PollPolicy, PollSchedule
+from tests.harness import Harness, harness
+from tests.test_e2e import private_text, slash
+from tests.test_moderation import spent
+from tests.util import eventually
+
+MODEL = "cogvideox-3"
+
+
+def test_the_deadline_is_the_floor_or_k_times_the_learned_slow_time() -> None:
+    schedule = PollSchedule(PollPolicy(), {MODEL: 60.0})
+    assert schedule.deadline(MODEL) == 1800.0  # prior: 3 × 120 s is below the 30-minute floor
+    schedule.learn(MODEL, [700.0] * 50)  # a model that has become slow
+    assert schedule.deadline(MODEL) == 2100.0
+    scaled = PollSchedule(PollPolicy().scaled(0.01), {MODEL: 60.0})
+    assert scaled.deadline(MODEL) == 18.0
+
+
+async def _status(h: Harness, words: str) -> str:
+    """Wait for the job's status message to contain `words`."""
+    found = await eventually(
+        lambda: next((m.content for m in h.bot_messages() if words in m.content), None),
+        what=f"a status saying {words!r}",
+    )
+    return str(found)
+
+
+async def test_a_task_that_never_finishes_times_out_once(tmp_path: Path) -> None:
+    # 0.01 minutes = 0.6 s: the production floor scaled down, against a fake that never finishes.
+    async with harness(tmp_path, task_deadline_minutes=0.01, zai={"hold_all": True}) as h:
+        assert h.resources is not None
+        engine, db = h.resources.engine, h.resources.db
+        engine.schedule.learn(MODEL, [0.01] * 5)  # learned: fast, so the floor applies
+        assert "Accepted" in await private_text(await slash(h, "text", prompt="a slow sunrise"))
+        status = await _status(h, "did not finish this video")
+        assert "credit was refunded" in status and "⌛" in status
+        [task_id] = list(h.zai.tasks)
+        row = await db.fetchone("SELECT state, refunded, submitted_at, finished_at FROM jobs")
+        assert (row["state"], row["refunded"]) == ("timed_out", 1)
+        assert row["finished_at"] - row["submitted_at"] >= 0.6
+        assert await spent(h) == 0
+        quota = await private_text(await h.discord.slash(h.guild, h.channel, h.alice, "quota"))
+        assert "**10** of 10" in quota
+        polls = h.zai.polls.get(task_id, 0)
+        assert polls >= 1
+        # The provider finishes later: the bot never asks again, nothing is posted or charged.
+        h.zai.finish(task_id)
+        mark = engine.last_pass
+        engine.wake()
+        await eventually(lambda: engine.last_pass > mark, what="a scheduler pass")
+        assert h.zai.polls.get(task_id, 0) == polls
+        assert not [m for m in h.bot_messages() if "your video is ready" in m.content]
+        reasons = await db.fetchall("SELECT reason FROM credit_ledger ORDER BY id")
+        assert [r[0] for r in reasons] == ["reserve", "refund"]
+        jobs = await private_text(await h.discord.slash(h.guild, h.channel, h.alice, "jobs"))
+        assert "timed_out" in jobs and "did not finish" in jobs
