@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from bot import models
-from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
+from bot.errors import InputError, NotAllowedError, ProviderError, ProviderErrorKind, QuotaError
 from bot.failpoints import failpoint
 from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
 from bot.models import Mode, VideoOptions
@@ -31,7 +31,7 @@ from storage.credits import Balance, Credits, day_key
 from storage.errors import RefusalKind, Refused
 from storage.jobs import Job, JobStore, NewJob, StoredImage
 from storage.moderation import ModerationStore
-from storage.states import JobState
+from storage.states import AT_PROVIDER, CANCELLABLE, JobState
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class EngineConfig:
     poll_concurrency: int = 8  # polls in flight at once: httpx slows down past ~8-16
     max_submit_attempts: int = 20  # ~30 min of backoff: an outage of minutes delays, never fails
     halt_seconds: float = 300.0  # after an account error, wait this long before trying again
+    approval_hours: int = 24  # a request nobody decides on expires (a server may set its own)
+    approval_sweep_seconds: float = 60.0  # how often the scheduler looks for expired requests
 
 
 def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
@@ -176,6 +178,7 @@ class Engine:
         self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._last_sweep = 0.0  # when the scheduler last looked for expired approvals
         self.last_pass = time.time()  # when the scheduler last looked at the database (/healthz)
 
     # --- accepting requests ---------------------------------------------------------------
@@ -331,6 +334,65 @@ class Engine:
             await self._emit_job(JobEvent.FAILED, job_id)
         return ended
 
+    # --- cancelling and expiring before the provider ---------------------------------------
+
+    async def cancel(self, job_id: int, user_id: int) -> Job:
+        """The requester cancels a job not at the provider yet: refunded exactly once.
+
+        One guarded statement decides, so a double click or a race with the submit ends the
+        job (and refunds it) once, or not at all.
+        """
+        job = await self.store.get(job_id)
+        if job is None:
+            raise InputError(f"There is no video #{job_id}. `/jobs` lists yours.")
+        if job.user_id != user_id:
+            raise NotAllowedError(f"Only the person who asked for video #{job_id} can cancel it.")
+        text = "Cancelled by the requester before it started. Your credit was refunded."
+        if not await self.store.end(
+            job_id, JobState.CANCELLED, "cancelled", text, refund=True, from_states=CANCELLABLE
+        ):
+            raise InputError(_not_cancellable(await self.store.get(job_id) or job))
+        await self.moderation.audit(job.guild_id, user_id, "cancel", f"job {job_id}", user_id)
+        log.info("job %d cancelled by its requester", job_id)
+        await self._emit_job(JobEvent.FAILED, job_id)
+        return job
+
+    async def cancellable_jobs(self, guild_id: int, user_id: int) -> list[Job]:
+        """A member's jobs on a server that can still be cancelled, newest first (at most 25)."""
+        return await self.store.cancellable(guild_id, user_id)
+
+    async def pending_approvals(self, guild_id: int) -> list[Job]:
+        """A server's requests waiting for a moderator, oldest first (at most 25)."""
+        return await self.store.pending_approval(guild_id)
+
+    async def approval_hours(self, guild_id: int) -> int:
+        """How long a request waits for a moderator on this server before it expires."""
+        own = (await self.moderation.settings(guild_id)).approval_hours
+        return own or self.config.approval_hours
+
+    async def expire_approvals(self, now: float | None = None) -> int:
+        """End (refunded, member told) every request nobody decided on in time; how many."""
+        now = time.time() if now is None else now
+        ended = 0
+        for job in await self.store.expired_approvals(now, self.config.approval_hours):
+            hours = await self.approval_hours(job.guild_id)
+            text = (
+                f"No moderator decided on this request within {hours} hours, so it expired. "
+                "Your credit was refunded; you can ask again."
+            )
+            if await self.store.end(
+                job.id,
+                JobState.EXPIRED,
+                "approval_expired",
+                text,
+                refund=True,
+                from_states=(JobState.PENDING_APPROVAL,),
+            ):
+                ended += 1
+                log.info("job %d: approval expired after %d hours; refunded", job.id, hours)
+                await self._emit_job(JobEvent.FAILED, job.id)
+        return ended
+
     def _refuse_if_halted(self) -> None:
         """Refuse new work plainly while the provider account is blocked."""
         if time.time() < self.halted_until:
@@ -456,6 +518,9 @@ class Engine:
             self._wake.clear()
             try:
                 self.last_pass = begun = time.time()
+                if begun - self._last_sweep >= self.config.approval_sweep_seconds:
+                    self._last_sweep = begun
+                    await self.expire_approvals(begun)
                 started = await self._fill_slots() + await self._start_due_polls()
                 # Nothing startable now: sleep until the next future time or a wake() (a slot
                 # freed, a poll answered); counting blocked due jobs here made the loop spin.
@@ -701,6 +766,18 @@ class Engine:
                 self.listener.job_event(event, job), name=f"event-{event.value}-job-{job.id}"
             )
             self._track(self._events, task)
+
+
+def _not_cancellable(job: Job) -> str:
+    """Why a job can no longer be cancelled, for its requester."""
+    if job.state in AT_PROVIDER or job.state is JobState.SUCCEEDED:
+        return (
+            f"Video #{job.id} is already being made at the video service and can no longer be "
+            "cancelled."
+        )
+    if job.state is JobState.DELIVERED:
+        return f"Video #{job.id} is already finished; its Delete button removes it."
+    return f"Video #{job.id} has already ended ({job.state}); there is nothing to cancel."
 
 
 def _internal_error(exc: Exception, *, sent: bool) -> ProviderError:

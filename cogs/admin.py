@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot import models
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
-from cogs.common import describe_options, inert, safe_prompt, short, ts
+from cogs.common import describe_options, inert, jump_url, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
 from storage.moderation import CostRule
@@ -368,6 +368,34 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         await self.moderation.set_setting(interaction.guild_id or 0, "approval_channel_id", None)
         await self._done(interaction, "approval.off", "Requests no longer need approval.")
 
+    @approval.command(
+        name="expiry", description="How long a request waits for a decision before it expires"
+    )
+    @app_commands.describe(hours="Hours (default 24); an expired request is refunded")
+    async def approval_expiry(
+        self, interaction: discord.Interaction, hours: app_commands.Range[int, 1, 720]
+    ) -> None:
+        """The server's approval time."""
+        await self.moderation.set_setting(interaction.guild_id or 0, "approval_hours", hours)
+        await self._done(
+            interaction,
+            "approval.expiry",
+            f"Requests nobody decides on within {hours} hours now expire (refunded).",
+        )
+
+    @approval.command(name="pending", description="Requests waiting for a moderator's decision")
+    async def approval_pending(self, interaction: discord.Interaction) -> None:
+        """The waiting requests, oldest first, with when each expires."""
+        guild_id = interaction.guild_id or 0
+        jobs = await self.engine.pending_approvals(guild_id)
+        if not jobs:
+            await say(interaction, "No request is waiting for approval.")
+            return
+        hours = await self.engine.approval_hours(guild_id)
+        channel_id = (await self.moderation.settings(guild_id)).approval_channel_id
+        lines = [_pending_line(job, hours * 3600, channel_id) for job in jobs]
+        await say(interaction, short("Waiting for a decision:\n" + "\n".join(lines), 2000))
+
     @app_commands.command(
         name="alerts", description="Where to tell moderators about provider trouble"
     )
@@ -562,6 +590,19 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
                 )
             except discord.HTTPException as exc:
                 log.warning("guild %d: could not post provider alert: %s", guild_id, exc)
+
+
+def _pending_line(job: Job, wait: float, channel_id: int | None) -> str:
+    """One waiting request: who, where, when it expires, and its approval message."""
+    if job.approval_message_id and channel_id:
+        where = f"[request]({jump_url(job.guild_id, channel_id, job.approval_message_id)})"
+    else:  # the post failed (channel gone, no permission): it expires unless approval is off
+        where = "not posted in the approval channel"
+    return (
+        f"• #{job.id} by <@{job.user_id}> in <#{job.channel_id}> · {job.model} · "
+        f"asked {ts(job.created_at)} · expires {ts(job.created_at + wait)} · {where}\n"
+        f"  > {safe_prompt(job.prompt, 120)}"
+    )
 
 
 def _model_lines(rows: list[dict[str, Any]]) -> str:

@@ -32,6 +32,8 @@ STATE_ICONS: dict[JobState, str] = {
     JobState.REJECTED: "🚫",
     JobState.UNDELIVERABLE: "⚠️",
     JobState.TIMED_OUT: "⌛",
+    JobState.CANCELLED: "✖️",
+    JobState.EXPIRED: "⌛",
 }
 
 

@@ -22,7 +22,7 @@ from bot.failpoints import failpoint
 from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
 from bot.tasks import spawn
-from cogs.buttons import result_view
+from cogs.buttons import result_view, status_view
 from cogs.common import (
     FIRST_FRAME_NOTE,
     STATE_ICONS,
@@ -159,6 +159,7 @@ class Delivery(commands.Cog):
         """Post the status message (its nonce makes a repeat return the first one) and keep it."""
         message = await channel.send(
             await self._render(job),
+            view=status_view(job),  # type: ignore[arg-type]  # None: no components
             allowed_mentions=discord.AllowedMentions.none(),
             nonce=f"status-{job.id}",
             **kwargs,
@@ -200,7 +201,9 @@ class Delivery(commands.Cog):
             )
             try:
                 await message.edit(
-                    content=await self._render(job), allowed_mentions=discord.AllowedMentions.none()
+                    content=await self._render(job),
+                    view=status_view(job),  # None removes Cancel once the job moved on
+                    allowed_mentions=discord.AllowedMentions.none(),
                 )
             except discord.NotFound:
                 log.info("job %d: status message is gone", job_id)

@@ -23,7 +23,7 @@ from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
 from bot.models import DEFAULT_MODEL, OPTION_HELP, Mode, VideoOptions
-from cogs.buttons import JobButton
+from cogs.buttons import CancelButton, JobButton
 from cogs.common import (
     IMAGE_SUFFIXES,
     MODE_BY_COUNT,
@@ -41,7 +41,7 @@ from cogs.common import (
 from cogs.replies import report_error, say
 from storage.credits import next_reset
 from storage.rows import Job
-from storage.states import ENDED_BADLY
+from storage.states import CANCELLABLE, ENDED_BADLY
 
 if TYPE_CHECKING:
     from cogs.app import VideoBot
@@ -95,6 +95,11 @@ def check_frame_count(model: str, count: int) -> None:
 def model_choices(mode: Mode) -> list[Choice[str]]:
     """The models that offer a mode."""
     return [Choice(name=name, value=name) for name in models.models_for(mode)]
+
+
+def _one_line(text: str) -> str:
+    """Text on one line with single spaces (an autocomplete choice's name)."""
+    return " ".join(text.split())
 
 
 def image_attachments(message: discord.Message) -> list[discord.Attachment]:
@@ -413,6 +418,36 @@ class Video(commands.Cog):
         options = VideoOptions(audio=audio, aspect_ratio=aspect_ratio, movement=movement)
         await self.start(interaction, Mode.REFERENCE, model, prompt, options, images, Origin.SLASH)
 
+    @video.command(name="cancel", description="Cancel one of your videos that has not started yet")
+    @app_commands.describe(job="The video's number (the list shows those you can cancel)")
+    async def cancel(
+        self, interaction: discord.Interaction, job: app_commands.Range[int, 1]
+    ) -> None:
+        """Cancel a waiting or queued job; refunded."""
+        await self.cancel_job(interaction, job)
+
+    @cancel.autocomplete("job")
+    async def _cancellable(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[Choice[int]]:
+        """The caller's jobs that can still be cancelled, newest first."""
+        jobs = await self.engine.cancellable_jobs(interaction.guild_id or 0, interaction.user.id)
+        return [
+            Choice(
+                name=short(f"#{j.id} · {j.state} · {_one_line(j.prompt or j.model)}", 100),
+                value=j.id,
+            )
+            for j in jobs
+            if current.strip().lstrip("#") in str(j.id)
+        ][:25]
+
+    async def cancel_job(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Cancel for its requester (Cancel button or /video cancel), refunded once."""
+        job = await self.engine.cancel(job_id, interaction.user.id)
+        await say(
+            interaction, f"Video #{job.id} was cancelled; your {job.cost} credit(s) were refunded."
+        )
+
     @app_commands.command(name="quota", description="Your video credits left today")
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction) -> None:
@@ -435,6 +470,8 @@ class Video(commands.Cog):
             await say(interaction, "You have no videos here yet. Try `/video text`.")
             return
         lines = [self._job_line(job) for job in jobs]
+        if any(job.state in CANCELLABLE for job in jobs):
+            lines.append("A video that has not started yet can be cancelled with `/video cancel`.")
         await say(interaction, short("\n".join(lines), 2000))
 
     @staticmethod
@@ -589,4 +626,4 @@ class Video(commands.Cog):
 async def setup(bot: VideoBot) -> None:
     """Extension entry point: add the cog (VideoBot.wire connects it to Delivery)."""
     await bot.add_cog(Video(bot))
-    bot.add_dynamic_items(JobButton)
+    bot.add_dynamic_items(JobButton, CancelButton)

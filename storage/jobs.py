@@ -94,6 +94,23 @@ class JobStore:
         query = sql.SELECT_JOBS_IN_STATES % placeholders(states)
         return [Job.from_row(r) for r in await self.db.fetchall(query, states)]
 
+    async def cancellable(self, guild_id: int, user_id: int, limit: int = 25) -> list[Job]:
+        """A member's jobs not at the provider yet, newest first."""
+        rows = await self.db.fetchall(sql.SELECT_CANCELLABLE, (guild_id, user_id, limit))
+        return [Job.from_row(r) for r in rows]
+
+    async def pending_approval(self, guild_id: int, limit: int = 25) -> list[Job]:
+        """A server's requests waiting for a moderator, oldest first."""
+        rows = await self.db.fetchall(sql.SELECT_PENDING_APPROVAL, (guild_id, limit))
+        return [Job.from_row(r) for r in rows]
+
+    async def expired_approvals(self, now: float, default_hours: float) -> list[Job]:
+        """Requests that waited longer than their server's approval time."""
+        params = {"now": now, "default_hours": default_hours}
+        return [
+            Job.from_row(r) for r in await self.db.fetchall(sql.SELECT_EXPIRED_APPROVALS, params)
+        ]
+
     async def count_active(self) -> int:
         """Jobs holding a provider slot (submitting or processing)."""
         return (await self.db.fetchone(sql.COUNT_ACTIVE))[0]

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from storage.rows import insert_columns, job_columns
-from storage.states import AT_PROVIDER, GENERATED, SERVED, UNFINISHED, sql_in, sql_literal
+from storage.states import (
+    AT_PROVIDER,
+    CANCELLABLE,
+    GENERATED,
+    SERVED,
+    UNFINISHED,
+    sql_in,
+    sql_literal,
+)
 from storage.states import JobState as S
 
 # Migrations: index + 1 is the schema version stored in PRAGMA user_version.
@@ -151,9 +159,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_guild ON audit_log (guild_id, id);
     """,
-    # 3: whether an animated picture was used by its first frame (the status says so).
+    # 3: whether an animated picture was used by its first frame (the status says so); how long
+    # a request may wait for a moderator's decision (NULL: the default, 24 hours).
     """
     ALTER TABLE jobs ADD COLUMN first_frame_only INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE guild_settings ADD COLUMN approval_hours INTEGER;
+    CREATE INDEX jobs_by_guild_state ON jobs (guild_id, state);
     """,
 ]
 
@@ -203,6 +214,25 @@ SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DE
 """  # noqa: S608
 
 SELECT_JOBS_IN_STATES = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (%s) ORDER BY id"  # noqa: S608
+
+SELECT_CANCELLABLE = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE guild_id = ? AND user_id = ? AND state IN {sql_in(CANCELLABLE)}
+ORDER BY id DESC LIMIT ?
+"""  # noqa: S608 (enum values)
+
+SELECT_PENDING_APPROVAL = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND state = {PENDING_APPROVAL} ORDER BY id LIMIT ?
+"""  # noqa: S608 (enum values)
+
+# Requests nobody decided on in time: each server's approval_hours, else the default.
+SELECT_EXPIRED_APPROVALS = f"""
+SELECT {", ".join("j." + c for c in job_columns())} FROM jobs j
+LEFT JOIN guild_settings g ON g.guild_id = j.guild_id
+WHERE j.state = {PENDING_APPROVAL}
+  AND j.created_at + coalesce(g.approval_hours, :default_hours) * 3600 <= :now
+ORDER BY j.id
+"""  # noqa: S608 (enum values)
 
 COUNT_USER_UNFINISHED = f"""
 SELECT count(*) FROM jobs WHERE user_id = ? AND state IN {UNFINISHED_IN}
@@ -349,7 +379,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 SELECT_GUILD_SETTINGS = """
-SELECT daily_credits, daily_cap, approval_channel_id, alerts_channel_id
+SELECT daily_credits, daily_cap, approval_channel_id, alerts_channel_id, approval_hours
 FROM guild_settings WHERE guild_id = ?
 """
 
