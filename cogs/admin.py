@@ -573,7 +573,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         channel_id = (await self.moderation.settings(guild_id)).alerts_channel_id
         if channel_id is not None:
             await self.bot.get_partial_messageable(channel_id, guild_id=guild_id).send(
-                f"⚠️ {inert(text, 1900)}", allowed_mentions=discord.AllowedMentions.none()
+                f"⚠️ {short(text, 1900)}", allowed_mentions=discord.AllowedMentions.none()
             )
 
     async def on_provider_halted(self, job: Job, reason: str | None) -> None:

@@ -186,6 +186,7 @@ DELIVERED = sql_literal(S.DELIVERED)
 REFUSED = sql_literal(S.REFUSED)
 UNFINISHED_IN = sql_in(UNFINISHED)
 AT_PROVIDER_IN = sql_in(AT_PROVIDER)
+CANCELLABLE_IN = sql_in(CANCELLABLE)
 SERVED_IN = sql_in(SERVED)
 GENERATED_IN = sql_in(GENERATED)
 FAILURES_IN = sql_in((S.FAILED, S.UNDELIVERABLE, S.TIMED_OUT))
@@ -217,7 +218,7 @@ SELECT_JOBS_IN_STATES = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (%s) ORD
 
 SELECT_CANCELLABLE = f"""
 SELECT {JOB_COLUMNS} FROM jobs
-WHERE guild_id = ? AND user_id = ? AND state IN {sql_in(CANCELLABLE)}
+WHERE guild_id = ? AND user_id = ? AND state IN {CANCELLABLE_IN}
 ORDER BY id DESC LIMIT ?
 """  # noqa: S608 (enum values)
 
@@ -227,11 +228,12 @@ SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND state = {PENDING_APPROVAL}
 
 # Requests nobody decided on in time: each server's approval_hours, else the default.
 SELECT_EXPIRED_APPROVALS = f"""
-SELECT {", ".join("j." + c for c in job_columns())} FROM jobs j
-LEFT JOIN guild_settings g ON g.guild_id = j.guild_id
-WHERE j.state = {PENDING_APPROVAL}
-  AND j.created_at + coalesce(g.approval_hours, :default_hours) * 3600 <= :now
-ORDER BY j.id
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE state = {PENDING_APPROVAL}
+  AND created_at + 3600 * coalesce(
+      (SELECT approval_hours FROM guild_settings g WHERE g.guild_id = jobs.guild_id),
+      :default_hours) <= :now
+ORDER BY id
 """  # noqa: S608 (enum values)
 
 COUNT_USER_UNFINISHED = f"""
