@@ -3,9 +3,17 @@ refunded once, the member told; the provider's later answer is never collected."
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
+
+from bot.engine import Engine, JobEvent, JobRequest
+from bot.models import Mode
 from bot.schedule import PollPolicy, PollSchedule
+from storage.states import JobState
+from tests.conftest import Recorder
+from tests.fakes.zai import FakeZai, Fault
 from tests.harness import Harness, harness
 from tests.test_e2e import private_text, slash
 from tests.test_moderation import spent
@@ -61,3 +69,33 @@ async def test_a_task_that_never_finishes_times_out_once(tmp_path: Path) -> None
         assert [r[0] for r in reasons] == ["reserve", "refund"]
         jobs = await private_text(await h.discord.slash(h.guild, h.channel, h.alice, "jobs"))
         assert "timed_out" in jobs and "did not finish" in jobs
+
+
+async def test_an_answer_after_the_job_ended_is_logged_and_ignored(
+    engine: tuple[Engine, Recorder], fake_zai: FakeZai, caplog: pytest.LogCaptureFixture
+) -> None:
+    eng, rec = engine
+    caplog.set_level(logging.WARNING, logger="bot.engine")
+    fake_zai.hold_all = True
+    fake_zai.script("poll", Fault.delay(0.5))  # the first poll is still out when the job ends
+    job = await eng.submit(JobRequest(1, 2, 3, MODEL, Mode.TEXT, "late"))
+    await eventually(lambda: fake_zai.in_flight["poll"] == 1, what="a poll in flight")
+    [task_id] = list(fake_zai.tasks)
+    fake_zai.finish(task_id)  # the held poll will answer SUCCESS
+    ended = await eng.store.end(
+        job.id,
+        JobState.TIMED_OUT,
+        "timed_out",
+        "gave up",
+        refund=True,
+        from_states=(JobState.PROCESSING,),
+    )
+    assert ended
+    await eventually(
+        lambda: "came after the job ended; ignored" in caplog.text, what="the log line"
+    )
+    assert rec.of(JobEvent.FINISHED) == []
+    row = await eng.job(job.id)
+    assert row is not None and row.state is JobState.TIMED_OUT and row.video_url is None
+    total = await eng.store.db.fetchone("SELECT sum(delta) FROM credit_ledger")
+    assert total[0] == 0
