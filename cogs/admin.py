@@ -21,6 +21,7 @@ from cogs.replies import report_error, say
 from storage.credits import day_key
 from storage.moderation import CostRule
 from storage.rows import Job
+from storage.states import JobState
 
 if TYPE_CHECKING:
     from cogs.app import VideoBot
@@ -525,18 +526,37 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             for n, image in enumerate(await self.engine.job_pictures(job.id), start=1)
         ]
         channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
-        text = (
-            f"Video request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
-            f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(job)}\n"
-            f"> {safe_prompt(job.prompt, 1500)}"
-        )
         message = await channel.send(
-            text,
+            _approval_text(job),
             files=files,
             view=approval_view(job.id),
             allowed_mentions=discord.AllowedMentions.none(),
         )
         await self.engine.set_approval_message(job.id, message.id)
+        fresh = await self.engine.job(job.id)  # cancelled while the request was being posted?
+        if fresh is not None and fresh.state is not JobState.PENDING_APPROVAL:
+            await self.on_job_withdrawn(fresh)
+
+    async def on_job_withdrawn(self, job: Job) -> None:
+        """Under a request that ended undecided, say how, and take its buttons away."""
+        notes = {
+            JobState.CANCELLED: "✖️ Cancelled by the member (refunded).",
+            JobState.EXPIRED: "⌛ Expired: nobody decided in time (refunded).",
+        }
+        channel_id = (await self.moderation.settings(job.guild_id)).approval_channel_id
+        if job.state not in notes or not job.approval_message_id or channel_id is None:
+            return
+        message = self.bot.get_partial_messageable(channel_id).get_partial_message(
+            job.approval_message_id
+        )
+        try:
+            await message.edit(
+                content=_approval_text(job) + f"\n{notes[job.state]}",
+                view=None,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:  # moved channel, deleted message: the list knows
+            log.info("job %d: could not mark its approval request: %s", job.id, exc)
 
     async def approve(self, interaction: discord.Interaction, job_id: int) -> None:
         """Approve and update the request message."""
@@ -590,6 +610,15 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
                 )
             except discord.HTTPException as exc:
                 log.warning("guild %d: could not post provider alert: %s", guild_id, exc)
+
+
+def _approval_text(job: Job) -> str:
+    """The moderators' approval request of a job."""
+    return (
+        f"Video request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
+        f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(job)}\n"
+        f"> {safe_prompt(job.prompt, 1500)}"
+    )
 
 
 def _pending_line(job: Job, wait: float, channel_id: int | None) -> str:

@@ -52,6 +52,10 @@ class Moderators(Protocol):
         """Tell the moderators the provider account stopped taking work."""
         ...
 
+    async def on_job_withdrawn(self, job: Job) -> None:
+        """A request waiting for approval ended without a decision (cancelled or expired)."""
+        ...
+
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +141,8 @@ class Delivery(commands.Cog):
             await self.refresh_status(job.id, force=event is JobEvent.FAILED)
         if event is JobEvent.PENDING_APPROVAL and moderators is not None:
             await moderators.on_job_pending_approval(job)
+        if event is JobEvent.FAILED and job.approval_message_id and moderators is not None:
+            await moderators.on_job_withdrawn(job)
         if event in (JobEvent.STARTED, JobEvent.FAILED, JobEvent.FINISHED):
             await self._refresh_queue()
 
