@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -63,6 +63,8 @@ async def open_resources(
         credits = Credits(db, settings.quota_daily_credits)
         store = JobStore(db)
         config = engine_config(settings)
+        deadline = settings.task_deadline_minutes * 60  # the floor of every task
+        policy = replace(policy or PollPolicy(), deadline_floor=deadline)
         engine = Engine(store, credits, provider, config, policy, media=provider)
         yield Resources(settings, db, http, engine)
     finally:

@@ -18,7 +18,14 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from bot import models, stills
-from bot.errors import BotError, InputError, ProviderError, ProviderErrorKind, QuotaError
+from bot.errors import (
+    BotError,
+    InputError,
+    NotAllowedError,
+    ProviderError,
+    ProviderErrorKind,
+    QuotaError,
+)
 from bot.failpoints import failpoint
 from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
 from bot.models import Mode, VideoOptions
@@ -33,7 +40,7 @@ from storage.credits import Balance, Credits, day_key
 from storage.errors import RefusalKind, Refused
 from storage.jobs import Job, JobStore, NewJob, StoredImage
 from storage.moderation import ModerationStore
-from storage.states import JobState
+from storage.states import AT_PROVIDER, CANCELLABLE, JobState
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +138,8 @@ class EngineConfig:
     submit_concurrency: int = 8  # submits in flight at once, for the same reason
     max_submit_attempts: int = 20  # ~30 min of backoff: an outage of minutes delays, never fails
     halt_seconds: float = 300.0  # after an account error, wait this long before trying again
+    approval_hours: int = 24  # a request nobody decides on expires (a server may set its own)
+    approval_sweep_seconds: float = 60.0  # how often the scheduler looks for expired requests
 
 
 def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
@@ -200,6 +209,7 @@ class Engine:
         self._fill_due = True  # a slot may have freed or a job arrived: look at the queue
         self._backlog = False  # the last pass left due polls for later (too many in flight)
         self._closing = False
+        self._last_sweep = 0.0  # when the scheduler last looked for expired approvals
         self.last_pass = time.time()  # when the scheduler last looked at the database (/healthz)
 
     # --- accepting requests ---------------------------------------------------------------
@@ -257,9 +267,10 @@ class Engine:
     async def accept(self, quote: Quote, images: Sequence[bytes] = ()) -> Job:
         """Check the pictures, then reserve the quoted cost and queue the job in one transaction."""
         req = quote.request
-        stored = await self._pictures(quote, images)
+        stored, first_frame_only = await self._pictures(quote, images)
         limits = await self._limits(req)
-        job = await self._refusing(quote, self.store.create(self._new_job(quote), stored, **limits))
+        new = self._new_job(quote, first_frame_only=first_frame_only)
+        job = await self._refusing(quote, self.store.create(new, stored, **limits))
         log.info(
             "job %d accepted (%s): %s/%s for user %d",
             job.id,
@@ -278,17 +289,22 @@ class Engine:
         """quote + accept with the request's pictures (tests, benchmarks, scripts)."""
         return await self.accept(await self.quote(request), request.images)
 
-    async def _pictures(self, quote: Quote, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
-        """The job's pictures: the parent's for a re-roll, else checked and fitted (in a thread)."""
+    async def _pictures(
+        self, quote: Quote, images: Sequence[bytes]
+    ) -> tuple[tuple[StoredImage, ...], bool]:
+        """The job's pictures: the parent's for a re-roll, else checked and fitted (in a thread);
+        and whether an animation was reduced to its first frame (a re-roll keeps the parent's)."""
         req = quote.request
         if req.mode is Mode.STILL:
-            return ()
+            return (), False
         if quote.reuse_inputs and req.parent_job_id is not None:
-            return tuple(await self.store.inputs(req.parent_job_id))
-        return await asyncio.to_thread(prepare_images, req.model, req.mode, images)
+            parent = await self.store.get(req.parent_job_id)
+            first_only = parent is not None and parent.first_frame_only
+            return tuple(await self.store.inputs(req.parent_job_id)), first_only
+        return await asyncio.to_thread(prepare_pictures, req.model, req.mode, images)
 
     @staticmethod
-    def _new_job(quote: Quote) -> NewJob:
+    def _new_job(quote: Quote, *, first_frame_only: bool = False) -> NewJob:
         """The row the store admits for a quote."""
         req = quote.request
         return NewJob(
@@ -305,6 +321,7 @@ class Engine:
             parent_job_id=req.parent_job_id,
             state=quote.state,
             upload_limit=req.upload_limit,
+            first_frame_only=first_frame_only,
         )
 
     async def _limits(self, req: JobRequest) -> dict[str, Any]:
@@ -359,6 +376,65 @@ class Engine:
             )
             log.info("job %d rejected by %d", job_id, moderator_id)
             await self._emit_job(JobEvent.FAILED, job_id)
+        return ended
+
+    # --- cancelling and expiring before the provider ---------------------------------------
+
+    async def cancel(self, job_id: int, user_id: int) -> Job:
+        """The requester cancels a job not at the provider yet: refunded exactly once.
+
+        One guarded statement decides, so a double click or a race with the submit ends the
+        job (and refunds it) once, or not at all.
+        """
+        job = await self.store.get(job_id)
+        if job is None:
+            raise InputError(f"There is no video #{job_id}. `/jobs` lists yours.")
+        if job.user_id != user_id:
+            raise NotAllowedError(f"Only the person who asked for video #{job_id} can cancel it.")
+        text = "Cancelled by the requester before it started. Your credit was refunded."
+        if not await self.store.end(
+            job_id, JobState.CANCELLED, "cancelled", text, refund=True, from_states=CANCELLABLE
+        ):
+            raise InputError(_not_cancellable(await self.store.get(job_id) or job))
+        await self.moderation.audit(job.guild_id, user_id, "cancel", f"job {job_id}", user_id)
+        log.info("job %d cancelled by its requester", job_id)
+        await self._emit_job(JobEvent.FAILED, job_id)
+        return job
+
+    async def cancellable_jobs(self, guild_id: int, user_id: int) -> list[Job]:
+        """A member's jobs on a server that can still be cancelled, newest first (at most 25)."""
+        return await self.store.cancellable(guild_id, user_id)
+
+    async def pending_approvals(self, guild_id: int) -> list[Job]:
+        """A server's requests waiting for a moderator, oldest first (at most 25)."""
+        return await self.store.pending_approval(guild_id)
+
+    async def approval_hours(self, guild_id: int) -> int:
+        """How long a request waits for a moderator on this server before it expires."""
+        own = (await self.moderation.settings(guild_id)).approval_hours
+        return own or self.config.approval_hours
+
+    async def expire_approvals(self, now: float | None = None) -> int:
+        """End (refunded, member told) every request nobody decided on in time; how many."""
+        now = time.time() if now is None else now
+        ended = 0
+        for job in await self.store.expired_approvals(now, self.config.approval_hours):
+            hours = await self.approval_hours(job.guild_id)
+            text = (
+                f"No moderator decided on this request within {hours} hours, so it expired. "
+                "Your credit was refunded; you can ask again."
+            )
+            if await self.store.end(
+                job.id,
+                JobState.EXPIRED,
+                "approval_expired",
+                text,
+                refund=True,
+                from_states=(JobState.PENDING_APPROVAL,),
+            ):
+                ended += 1
+                log.info("job %d: approval expired after %d hours; refunded", job.id, hours)
+                await self._emit_job(JobEvent.FAILED, job.id)
         return ended
 
     def _refuse_if_halted(self) -> None:
@@ -583,6 +659,9 @@ class Engine:
             self._in_pass, self._soonest, self._planned_wake = True, math.inf, math.inf
             try:
                 self.last_pass = begun = time.time()
+                if begun - self._last_sweep >= self.config.approval_sweep_seconds:
+                    self._last_sweep = begun
+                    await self.expire_approvals(begun)
                 if self._fill_due:  # only a freed slot, a new job or a timed wake-up can submit
                     self._fill_due = False
                     await self._fill_slots()
@@ -650,7 +729,11 @@ class Engine:
         self._backlog = len(jobs) >= limit
         started = 0
         for job in jobs:
-            if job.id not in self._busy:
+            if job.id in self._busy:
+                continue
+            if time.time() >= self._deadline(job):  # its polls were brought forward to this
+                await self._time_out(job)
+            else:
                 self._busy.add(job.id)
                 self._track(self._polls, spawn(self._poll(job), name=f"poll-job-{job.id}"))
                 started += 1
@@ -696,7 +779,9 @@ class Engine:
             log.exception("job %d: unexpected error in submit", job.id)
             await self._submit_failed(job, _internal_error(exc, sent=sending))
         else:
-            first = time.time() + self.schedule.first_delay(job.model, job.options)
+            now = time.time()
+            first = now + self.schedule.first_delay(job.model, job.options)
+            first = min(first, now + self._budget(job))
             await self.store.mark_processing(job.id, task_id, first)
             log.info("job %d submitted as task %s", job.id, task_id)
             await self._emit_job(JobEvent.STARTED, job.id)
@@ -820,7 +905,9 @@ class Engine:
         now = time.time()
         submitted = job.submitted_at or now
         if state.status is TaskStatus.PROCESSING:
-            at = now + self.schedule.next_delay(job.model, now - submitted, job.options)
+            at = self._due(
+                job, now + self.schedule.next_delay(job.model, now - submitted, job.options)
+            )
             self._running.append((job.id, at, sent))
             if self._flusher is None:
                 self._flusher = spawn(self._flush_running(), name="engine-poll-writes")
@@ -834,6 +921,8 @@ class Engine:
                 failpoint("after_succeeded")
                 self.wake()  # a slot freed
                 await self._emit_job(JobEvent.FINISHED, job.id)
+            else:  # the job ended meanwhile (e.g. timed out): its credit is back already
+                log.warning("job %d: the video came after the job ended; ignored", job.id)
         else:
             reason = state.message or "generation failed"
             if await self.store.end(
@@ -873,9 +962,46 @@ class Engine:
             log.critical("job %d: poll refused by Z.AI (%s); will keep trying", job.id, exc)
         else:
             log.warning("job %d: poll failed (%s); will retry", job.id, exc)
-        at = time.time() + self.schedule.retry_delay(min(job.polls, 6), exc.retry_after)
+        delay = self.schedule.retry_delay(min(job.polls, 6), exc.retry_after)
+        at = self._due(job, time.time() + delay)
         await self.store.mark_polled(job.id, at)
         self._note_next(at)
+
+    # --- task deadlines -------------------------------------------------------------------
+
+    def _budget(self, job: Job) -> float:
+        """Seconds the provider gets for the job's task (per model, from the learned times)."""
+        return self.schedule.deadline(job.model, job.options)
+
+    def _deadline(self, job: Job) -> float:
+        """When the job's task is given up."""
+        return (job.submitted_at or job.created_at) + self._budget(job)
+
+    def _due(self, job: Job, at: float) -> float:
+        """A poll time, brought forward to the deadline: the job ends on time, not a poll late."""
+        return min(at, self._deadline(job))
+
+    async def _time_out(self, job: Job) -> None:
+        """The task outlived its deadline: end the job, refund it once, tell the member. The
+        provider is not asked again; a video it makes later is never collected."""
+        minutes = max(1, round(self._budget(job) / 60))
+        text = (
+            f"The video service did not finish this video within {minutes} minute(s), so the "
+            "bot stopped waiting for it. Your credit was refunded; please ask again."
+        )
+        done = await self.store.end(
+            job.id,
+            JobState.TIMED_OUT,
+            "timed_out",
+            text,
+            refund=True,
+            from_states=(JobState.PROCESSING,),
+        )
+        if done:
+            log.warning(
+                "job %d: task %s passed its deadline; timed out, refunded", job.id, job.task_id
+            )
+            await self._emit_job(JobEvent.FAILED, job.id)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -900,6 +1026,18 @@ class _Still:
 
     created_id: str
     url: str
+
+
+def _not_cancellable(job: Job) -> str:
+    """Why a job can no longer be cancelled, for its requester."""
+    if job.state in AT_PROVIDER or job.state is JobState.SUCCEEDED:
+        return (
+            f"Video #{job.id} is already being made at the video service and can no longer be "
+            "cancelled."
+        )
+    if job.state is JobState.DELIVERED:
+        return f"Video #{job.id} is already finished; its Delete button removes it."
+    return f"Video #{job.id} has already ended ({job.state}); there is nothing to cancel."
 
 
 def _internal_error(exc: Exception, *, sent: bool) -> ProviderError:

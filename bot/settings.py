@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
     health_scheduler_seconds: float = Field(default=180.0, gt=0)
+    task_deadline_minutes: float = Field(default=30.0, gt=0)  # least wait for a provider task
 
     @field_validator("zai_base_url", "discord_api_base")
     @classmethod

@@ -16,11 +16,12 @@ from discord.ext import commands
 from bot import models
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
-from cogs.common import describe_options, noun, safe_prompt, short, ts
+from cogs.common import describe_options, inert, jump_url, noun, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
 from storage.moderation import CostRule
 from storage.rows import Job
+from storage.states import JobState
 
 if TYPE_CHECKING:
     from cogs.app import VideoBot
@@ -396,6 +397,34 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         await self.moderation.set_setting(interaction.guild_id or 0, "approval_channel_id", None)
         await self._done(interaction, "approval.off", "Requests no longer need approval.")
 
+    @approval.command(
+        name="expiry", description="How long a request waits for a decision before it expires"
+    )
+    @app_commands.describe(hours="Hours (default 24); an expired request is refunded")
+    async def approval_expiry(
+        self, interaction: discord.Interaction, hours: app_commands.Range[int, 1, 720]
+    ) -> None:
+        """The server's approval time."""
+        await self.moderation.set_setting(interaction.guild_id or 0, "approval_hours", hours)
+        await self._done(
+            interaction,
+            "approval.expiry",
+            f"Requests nobody decides on within {hours} hours now expire (refunded).",
+        )
+
+    @approval.command(name="pending", description="Requests waiting for a moderator's decision")
+    async def approval_pending(self, interaction: discord.Interaction) -> None:
+        """The waiting requests, oldest first, with when each expires."""
+        guild_id = interaction.guild_id or 0
+        jobs = await self.engine.pending_approvals(guild_id)
+        if not jobs:
+            await say(interaction, "No request is waiting for approval.")
+            return
+        hours = await self.engine.approval_hours(guild_id)
+        channel_id = (await self.moderation.settings(guild_id)).approval_channel_id
+        lines = [_pending_line(job, hours * 3600, channel_id) for job in jobs]
+        await say(interaction, short("Waiting for a decision:\n" + "\n".join(lines), 2000))
+
     @app_commands.command(
         name="alerts", description="Where to tell moderators about provider trouble"
     )
@@ -506,7 +535,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """The audit log."""
         entries = await self.moderation.recent_audit(interaction.guild_id or 0, 20)
         lines = [
-            f"{ts(e.created_at)} {f'<@{e.actor_id}>' if e.actor_id else 'bot'} **{e.action}** {short(e.detail, 150)}"
+            f"{ts(e.created_at)} {f'<@{e.actor_id}>' if e.actor_id else 'bot'} **{e.action}** {inert(e.detail, 150)}"
             for e in entries
         ]
         await say(interaction, short("\n".join(lines) or "Nothing yet.", 2000))
@@ -525,18 +554,37 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             for n, image in enumerate(await self.engine.job_pictures(job.id), start=1)
         ]
         channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
-        text = (
-            f"{noun(job).title()} request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
-            f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(job)}\n"
-            f"> {safe_prompt(job.prompt, 1500)}"
-        )
         message = await channel.send(
-            text,
+            _approval_text(job),
             files=files,
             view=approval_view(job.id),
             allowed_mentions=discord.AllowedMentions.none(),
         )
         await self.engine.set_approval_message(job.id, message.id)
+        fresh = await self.engine.job(job.id)  # cancelled while the request was being posted?
+        if fresh is not None and fresh.state is not JobState.PENDING_APPROVAL:
+            await self.on_job_withdrawn(fresh)
+
+    async def on_job_withdrawn(self, job: Job) -> None:
+        """Under a request that ended undecided, say how, and take its buttons away."""
+        notes = {
+            JobState.CANCELLED: "✖️ Cancelled by the member (refunded).",
+            JobState.EXPIRED: "⌛ Expired: nobody decided in time (refunded).",
+        }
+        channel_id = (await self.moderation.settings(job.guild_id)).approval_channel_id
+        if job.state not in notes or not job.approval_message_id or channel_id is None:
+            return
+        message = self.bot.get_partial_messageable(channel_id).get_partial_message(
+            job.approval_message_id
+        )
+        try:
+            await message.edit(
+                content=_approval_text(job) + f"\n{notes[job.state]}",
+                view=None,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:  # moved channel, deleted message: the list knows
+            log.info("job %d: could not mark its approval request: %s", job.id, exc)
 
     async def approve(self, interaction: discord.Interaction, job_id: int) -> None:
         """Approve and update the request message."""
@@ -557,7 +605,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             message = self.bot.get_partial_messageable(interaction.channel_id).get_partial_message(
                 job.approval_message_id
             )
-            note = f"\n🚫 Rejected by {interaction.user.mention}: {discord.utils.escape_markdown(reason)}"
+            note = f"\n🚫 Rejected by {interaction.user.mention}: {inert(reason, 300)}"
             original = (
                 interaction.message.content if interaction.message else f"Video request #{job_id}"
             )
@@ -580,7 +628,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """Tell each server's moderators once that the provider account refused work."""
         text = (
             "⚠️ The Z.AI account behind this bot refused new work "
-            f"({short(reason or 'account problem', 200)}). New requests are paused and refunded; "
+            f"({inert(reason or 'account problem', 200)}). New requests are paused and refunded; "
             "the bot operator must check the account (balance, key or limits)."
         )
         for guild_id, channel_id in await self.moderation.guilds_with_alerts():
@@ -590,6 +638,28 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
                 )
             except discord.HTTPException as exc:
                 log.warning("guild %d: could not post provider alert: %s", guild_id, exc)
+
+
+def _approval_text(job: Job) -> str:
+    """The moderators' approval request of a job."""
+    return (
+        f"{noun(job).title()} request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
+        f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(job)}\n"
+        f"> {safe_prompt(job.prompt, 1500)}"
+    )
+
+
+def _pending_line(job: Job, wait: float, channel_id: int | None) -> str:
+    """One waiting request: who, where, when it expires, and its approval message."""
+    if job.approval_message_id and channel_id:
+        where = f"[request]({jump_url(job.guild_id, channel_id, job.approval_message_id)})"
+    else:  # the post failed (channel gone, no permission): it expires unless approval is off
+        where = "not posted in the approval channel"
+    return (
+        f"• #{job.id} by <@{job.user_id}> in <#{job.channel_id}> · {job.model} · "
+        f"asked {ts(job.created_at)} · expires {ts(job.created_at + wait)} · {where}\n"
+        f"  > {safe_prompt(job.prompt, 120)}"
+    )
 
 
 def _model_lines(rows: list[dict[str, Any]]) -> str:

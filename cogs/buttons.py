@@ -10,6 +10,7 @@ import discord
 from bot.models import Mode
 from cogs.replies import report_error
 from storage.jobs import Job
+from storage.states import CANCELLABLE
 
 ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "reroll": ("Re-roll", "🎲", discord.ButtonStyle.primary),
@@ -106,4 +107,46 @@ def result_view(job: Job) -> discord.ui.View:
         return view
     for action in ACTIONS:
         view.add_item(JobButton(action, job.id))
+    return view
+
+
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"job:cancel:(?P<job>[0-9]+)",
+):
+    """Cancel on a status message while the job waits (requester only; survives restarts)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel",
+                emoji="✖️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"job:cancel:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> CancelButton:
+        """Rebuild the button from a click (after any restart)."""
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Hand the click to the Video cog, inside the same error boundary as commands."""
+        cog = interaction.client.get_cog("Video")  # type: ignore[attr-defined]
+        try:
+            await cog.cancel_job(interaction, self.job_id)
+        except Exception as exc:  # the boundary: every failure gets a message or a log line
+            await report_error(interaction, exc)
+
+
+def status_view(job: Job) -> discord.ui.View | None:
+    """Cancel under a status message while the job has not reached the provider; else none."""
+    if job.state not in CANCELLABLE:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job.id))
     return view

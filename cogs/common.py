@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 
 import discord
@@ -19,6 +20,7 @@ from storage.states import JobState
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # larger pictures are never needed for a 1080p video
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MODE_BY_COUNT = {1: Mode.IMAGE, 2: Mode.FRAMES, 3: Mode.REFERENCE}
+FIRST_FRAME_NOTE = "ℹ️ An animated picture was used by its first frame only (the video service takes still pictures)."
 STATE_ICONS: dict[JobState, str] = {
     JobState.PENDING_APPROVAL: "⏳",
     JobState.QUEUED: "🕒",
@@ -30,6 +32,9 @@ STATE_ICONS: dict[JobState, str] = {
     JobState.REFUSED: "🚫",
     JobState.REJECTED: "🚫",
     JobState.UNDELIVERABLE: "⚠️",
+    JobState.TIMED_OUT: "⌛",
+    JobState.CANCELLED: "✖️",
+    JobState.EXPIRED: "⌛",
 }
 
 
@@ -103,12 +108,30 @@ def short(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Every markdown character a member could use, backslash-escaped (Discord shows an escaped
+# punctuation character as itself), except inside bare links: those show their real address,
+# so they stay links. discord.utils.escape_markdown is not enough: it escapes only the first of
+# two masked links on a line, and not a backslash typed before one (`\\[x](https://evil)`).
+_MARKUP = re.compile(r"(?P<url>https?://[^\s<\[\]()]+)|(?P<char>[\\*_~|`\[\]<>#\-])")
+
+
+def inert(text: str | None, limit: int, *, one_line: bool = True) -> str:
+    """Text from a member (or the provider) that cannot format, link, ping or break the message.
+
+    The one helper for everything the bot echoes: prompts, reasons, provider messages.
+    """
+    text = (text or "").replace("\r", " ")
+    if one_line:  # before escaping: a newline inside `[a]\n(url)` must not join a link
+        text = text.replace("\n", " ")
+    text = discord.utils.escape_mentions(text)
+    return short(_MARKUP.sub(lambda m: m["url"] or "\\" + m["char"], text), limit)
+
+
 def safe_prompt(prompt: str | None, limit: int = 300) -> str:
-    """A prompt quoted so it cannot format, ping or break the message."""
+    """A prompt quoted so it cannot format, link, ping or break the message."""
     if not prompt:
         return "*(no prompt)*"
-    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(prompt))
-    return short(escaped.replace("\n", " "), limit)
+    return inert(prompt, limit)
 
 
 def duration_text(seconds: float) -> str:
@@ -131,7 +154,7 @@ def result_embed(job: Job) -> discord.Embed:
     """Prompt, model, settings and time taken of a finished job."""
     embed = discord.Embed(
         title=f"{noun(job).title()} #{job.id}",
-        description=short(job.prompt or "*(no prompt)*", 4000),
+        description=inert(job.prompt, 4000, one_line=False) if job.prompt else "*(no prompt)*",
     )
     embed.add_field(name="Model", value=f"{job.model} ({job.mode})")
     embed.add_field(name="Settings", value=short(describe_options(job), 1024))

@@ -23,8 +23,18 @@ from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
 from bot.models import Mode
 from bot.tasks import spawn
-from cogs.buttons import result_view
-from cogs.common import STATE_ICONS, jump_url, noun, only, result_embed, safe_prompt, ts
+from cogs.buttons import result_view, status_view
+from cogs.common import (
+    FIRST_FRAME_NOTE,
+    STATE_ICONS,
+    inert,
+    jump_url,
+    noun,
+    only,
+    result_embed,
+    safe_prompt,
+    ts,
+)
 from storage.rows import Job
 from storage.states import AT_PROVIDER, ENDED_BADLY
 from storage.states import JobState as S
@@ -42,6 +52,10 @@ class Moderators(Protocol):
 
     async def on_provider_halted(self, job: Job, reason: str | None) -> None:
         """Tell the moderators the provider account stopped taking work."""
+        ...
+
+    async def on_job_withdrawn(self, job: Job) -> None:
+        """A request waiting for approval ended without a decision (cancelled or expired)."""
         ...
 
 
@@ -69,7 +83,10 @@ class Undeliverable(Exception):
 def status_text(job: Job, *, position: int | None, expected: float) -> str:
     """The status line of a job in each state."""
     head = f"<@{job.user_id}>'s {noun(job)} #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
-    return head + _status_body(job, position, expected) + f"\n> {safe_prompt(job.prompt, 200)}"
+    note = f"\n{FIRST_FRAME_NOTE}" if job.first_frame_only else ""
+    return (
+        head + _status_body(job, position, expected) + note + f"\n> {safe_prompt(job.prompt, 200)}"
+    )
 
 
 def _status_body(job: Job, position: int | None, expected: float) -> str:
@@ -88,7 +105,7 @@ def _status_body(job: Job, position: int | None, expected: float) -> str:
         return f"done: {jump_url(job.guild_id, job.channel_id, job.result_message_id)}"
     if state is S.DELIVERED:
         return "done (sent by direct message)."
-    return job.error_message or job.state
+    return inert(job.error_message, 500) if job.error_message else job.state
 
 
 class Delivery(commands.Cog):
@@ -127,6 +144,8 @@ class Delivery(commands.Cog):
             await self.refresh_status(job.id, force=event is JobEvent.FAILED)
         if event is JobEvent.PENDING_APPROVAL and moderators is not None:
             await moderators.on_job_pending_approval(job)
+        if event is JobEvent.FAILED and job.approval_message_id and moderators is not None:
+            await moderators.on_job_withdrawn(job)
         if event in (JobEvent.STARTED, JobEvent.FAILED, JobEvent.FINISHED):
             await self._refresh_queue()
 
@@ -149,6 +168,7 @@ class Delivery(commands.Cog):
         """Post the status message (its nonce makes a repeat return the first one) and keep it."""
         message = await channel.send(
             await self._render(job),
+            view=status_view(job),  # type: ignore[arg-type]  # None: no components
             allowed_mentions=discord.AllowedMentions.none(),
             nonce=f"status-{job.id}",
             **kwargs,
@@ -190,7 +210,9 @@ class Delivery(commands.Cog):
             )
             try:
                 await message.edit(
-                    content=await self._render(job), allowed_mentions=discord.AllowedMentions.none()
+                    content=await self._render(job),
+                    view=status_view(job),  # None removes Cancel once the job moved on
+                    allowed_mentions=discord.AllowedMentions.none(),
                 )
             except discord.NotFound:
                 log.info("job %d: status message is gone", job_id)

@@ -23,7 +23,7 @@ from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
 from bot.models import DEFAULT_MODEL, OPTION_HELP, Mode, VideoOptions
-from cogs.buttons import JobButton
+from cogs.buttons import CancelButton, JobButton
 from cogs.common import (
     IMAGE_SUFFIXES,
     MODE_BY_COUNT,
@@ -32,6 +32,7 @@ from cogs.common import (
     check_attachments,
     describe_options,
     fetch_images,
+    inert,
     jump_url,
     noun,
     only,
@@ -42,7 +43,7 @@ from cogs.common import (
 from cogs.replies import report_error, say
 from storage.credits import next_reset
 from storage.rows import Job
-from storage.states import ENDED_BADLY
+from storage.states import CANCELLABLE, ENDED_BADLY
 
 if TYPE_CHECKING:
     from cogs.app import VideoBot
@@ -68,18 +69,40 @@ def _label(option: str, value: Any) -> str:
 
 
 def choices(mode: Mode, option: str) -> list[Choice[Any]]:
-    """Every value any model of the mode accepts for an option (from the model table)."""
+    """Every value any model of the mode accepts for an option in that mode (the model table)."""
     values: list[Any] = []
     for model in models.models_for(mode):
-        for value in models.allowed_values(model, option) or ():
+        for value in models.allowed_values(model, option, mode) or ():
             if value not in values:
                 values.append(value)
     return [Choice(name=_label(option, v), value=v) for v in values][:25]
 
 
+# /video frames offers only the options whose values the frames models leave a choice of
+# (cogvideox-3 makes frames videos with quality=speed only; Vidu's have no quality).
+FRAMES_OPTIONS = ("audio", "size", "duration", "fps", "movement")
+
+
+def check_frame_count(model: str, count: int) -> None:
+    """Refuse a missing last frame for a model that needs two, naming the ones that do not."""
+    low, _ = models.image_count(model, Mode.FRAMES)
+    if count >= low:
+        return
+    one = [m for m in models.models_for(Mode.FRAMES) if models.image_count(m, Mode.FRAMES)[0] <= 1]
+    raise InputError(
+        f"{model} needs a first and a last frame: attach `last`, "
+        f"or pick {' or '.join(one)} to start from one picture. Nothing was charged."
+    )
+
+
 def model_choices(mode: Mode) -> list[Choice[str]]:
     """The models that offer a mode."""
     return [Choice(name=name, value=name) for name in models.models_for(mode)]
+
+
+def _one_line(text: str) -> str:
+    """Text on one line with single spaces (an autocomplete choice's name)."""
+    return " ".join(text.split())
 
 
 def image_attachments(message: discord.Message) -> list[discord.Attachment]:
@@ -358,33 +381,32 @@ class Video(commands.Cog):
     )
     @app_commands.describe(
         first="The first frame",
-        last="The last frame",
+        last="The last frame (optional for models that take one picture)",
         prompt="What should happen (optional)",
-        **{k: v for k, v in OPTION_HELP.items() if k not in ("style", "aspect_ratio")},
+        **{k: v for k, v in OPTION_HELP.items() if k in FRAMES_OPTIONS + ("model",)},
     )
     @app_commands.choices(
         model=model_choices(Mode.FRAMES),
-        **{o: choices(Mode.FRAMES, o) for o in ("quality", "size", "duration", "fps", "movement")},
+        **{o: choices(Mode.FRAMES, o) for o in ("size", "duration", "fps", "movement")},
     )
     async def frames(
         self,
         interaction: discord.Interaction,
         first: discord.Attachment,
-        last: discord.Attachment,
+        last: discord.Attachment | None = None,
         prompt: Prompt | None = None,
         model: str = DEFAULT_MODEL[Mode.FRAMES],
-        quality: str | None = None,
         audio: bool | None = None,
         size: str | None = None,
         duration: int | None = None,
         fps: int | None = None,
         movement: str | None = None,
     ) -> None:
-        """First and last frame to video."""
-        options = VideoOptions(quality, audio, size, duration, fps, None, None, movement)
-        await self.start(
-            interaction, Mode.FRAMES, model, prompt, options, (first, last), Origin.SLASH
-        )
+        """First (and last) frame to video; no `quality`: the table narrows frames to one value."""
+        pictures = (first,) if last is None else (first, last)
+        check_frame_count(model, len(pictures))
+        options = VideoOptions(None, audio, size, duration, fps, None, None, movement)
+        await self.start(interaction, Mode.FRAMES, model, prompt, options, pictures, Origin.SLASH)
 
     @video.command(
         name="reference", description="Make a video with the subjects of 1 to 3 pictures"
@@ -421,6 +443,36 @@ class Video(commands.Cog):
         options = VideoOptions(audio=audio, aspect_ratio=aspect_ratio, movement=movement)
         await self.start(interaction, Mode.REFERENCE, model, prompt, options, images, Origin.SLASH)
 
+    @video.command(name="cancel", description="Cancel one of your videos that has not started yet")
+    @app_commands.describe(job="The video's number (the list shows those you can cancel)")
+    async def cancel(
+        self, interaction: discord.Interaction, job: app_commands.Range[int, 1]
+    ) -> None:
+        """Cancel a waiting or queued job; refunded."""
+        await self.cancel_job(interaction, job)
+
+    @cancel.autocomplete("job")
+    async def _cancellable(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[Choice[int]]:
+        """The caller's jobs that can still be cancelled, newest first."""
+        jobs = await self.engine.cancellable_jobs(interaction.guild_id or 0, interaction.user.id)
+        return [
+            Choice(
+                name=short(f"#{j.id} · {j.state} · {_one_line(j.prompt or j.model)}", 100),
+                value=j.id,
+            )
+            for j in jobs
+            if current.strip().lstrip("#") in str(j.id)
+        ][:25]
+
+    async def cancel_job(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Cancel for its requester (Cancel button or /video cancel), refunded once."""
+        job = await self.engine.cancel(job_id, interaction.user.id)
+        await say(
+            interaction, f"Video #{job.id} was cancelled; your {job.cost} credit(s) were refunded."
+        )
+
     @app_commands.command(name="quota", description="Your video credits left today")
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction) -> None:
@@ -443,6 +495,8 @@ class Video(commands.Cog):
             await say(interaction, "You have no videos here yet. Try `/video text`.")
             return
         lines = [self._job_line(job) for job in jobs]
+        if any(job.state in CANCELLABLE for job in jobs):
+            lines.append("A video that has not started yet can be cancelled with `/video cancel`.")
         await say(interaction, short("\n".join(lines), 2000))
 
     @staticmethod
@@ -453,7 +507,7 @@ class Video(commands.Cog):
         if job.result_message_id:
             line += f" · [video]({jump_url(job.guild_id, job.channel_id, job.result_message_id)})"
         elif job.error_message and job.state in ENDED_BADLY:
-            line += f" · {short(job.error_message, 120)}"
+            line += f" · {inert(job.error_message, 120)}"
         return line
 
     # --- Animate image and mentions -------------------------------------------------------
@@ -471,9 +525,15 @@ class Video(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        """A message that mentions the bot with 1-3 pictures starts a video."""
+        """A message that mentions the bot in its text, with 1-3 pictures, starts a video.
+
+        A reply to the bot carries it in `mentions` too (Discord's default ping on reply):
+        only a mention written in the text counts.
+        """
         me = self.bot.user
-        if message.author.bot or message.guild is None or me is None or me not in message.mentions:
+        if message.author.bot or message.guild is None or me is None:
+            return
+        if not re.search(rf"<@!?{me.id}>", message.content):
             return
         if audio_attachments(message) and not image_attachments(message):
             return  # a spoken prompt: the Voice cog's
@@ -593,4 +653,4 @@ class Video(commands.Cog):
 async def setup(bot: VideoBot) -> None:
     """Extension entry point: add the cog (VideoBot.wire connects it to Delivery)."""
     await bot.add_cog(Video(bot))
-    bot.add_dynamic_items(JobButton)
+    bot.add_dynamic_items(JobButton, CancelButton)

@@ -95,6 +95,23 @@ class JobStore:
         query = sql.SELECT_JOBS_IN_STATES % placeholders(states)
         return [Job.from_row(r) for r in await self.db.fetchall(query, states)]
 
+    async def cancellable(self, guild_id: int, user_id: int, limit: int = 25) -> list[Job]:
+        """A member's jobs not at the provider yet, newest first."""
+        rows = await self.db.fetchall(sql.SELECT_CANCELLABLE, (guild_id, user_id, limit))
+        return [Job.from_row(r) for r in rows]
+
+    async def pending_approval(self, guild_id: int, limit: int = 25) -> list[Job]:
+        """A server's requests waiting for a moderator, oldest first."""
+        rows = await self.db.fetchall(sql.SELECT_PENDING_APPROVAL, (guild_id, limit))
+        return [Job.from_row(r) for r in rows]
+
+    async def expired_approvals(self, now: float, default_hours: float) -> list[Job]:
+        """Requests that waited longer than their server's approval time."""
+        params = {"now": now, "default_hours": default_hours}
+        return [
+            Job.from_row(r) for r in await self.db.fetchall(sql.SELECT_EXPIRED_APPROVALS, params)
+        ]
+
     async def count_active(self) -> int:
         """Jobs holding a provider slot (submitting or processing)."""
         return (await self.db.fetchone(sql.COUNT_ACTIVE))[0]
@@ -196,9 +213,10 @@ class JobStore:
         refund: bool,
         from_states: Sequence[JobState] = UNFINISHED,
         reason: str = "refund",
+        now: float | None = None,
     ) -> bool:
         """Move a job to a final bad state, refunding its credit exactly once if asked."""
-        now = time.time()
+        now = time.time() if now is None else now
         query = sql.MARK_ENDED % placeholders(from_states)
         params = (state, code, message[:500], now, refund, now, job_id, *from_states)
 
@@ -262,8 +280,11 @@ def _reserve_guild(conn: sqlite3.Connection, new: NewJob, day: str, cap: int | N
 
 
 def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> None:
-    """Give a job's credit back to the day it was taken from, with a ledger row."""
+    """Give a job's credit back where the member sees it: today (see _refund_later)."""
     row = conn.execute(sql.SELECT_JOB, (job_id,)).fetchone()
+    if row["credit_day"] != day_key(now):
+        _refund_later(conn, row, now, reason)
+        return
     params = {
         "cost": row["cost"],
         "guild_id": row["guild_id"],
@@ -284,3 +305,19 @@ def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> N
         now,
     )
     conn.execute(sql.INSERT_LEDGER, ledger)
+
+
+def _refund_later(conn: sqlite3.Connection, row: Any, now: float, reason: str) -> None:
+    """A credit taken on an earlier UTC day comes back as a grant on today's row.
+
+    Released on its own day it would never show in /quota (that day is over). Lowering today's
+    `used` instead could take it below zero and would no longer be what was reserved today. As a
+    grant, every day's ledger still sums to its `granted - used`, and the server's usage of the
+    earlier day is left as it was (its cap is spent by reservations, not refunds).
+    """
+    today = day_key(now)
+    owner = (row["guild_id"], row["user_id"])
+    conn.execute(sql.ENSURE_USAGE_ROW, (*owner, today))
+    grant = {"amount": row["cost"], "guild_id": owner[0], "user_id": owner[1], "day": today}
+    conn.execute(sql.GRANT_CREDITS, grant)
+    conn.execute(sql.INSERT_LEDGER, (*owner, today, row["cost"], reason, row["id"], None, now))

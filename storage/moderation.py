@@ -12,7 +12,7 @@ from storage.db import Database
 
 # The only guild_settings columns a moderator command may set (UPDATE_GUILD_SETTING's %s).
 SETTING_COLUMNS = frozenset(
-    {"daily_credits", "daily_cap", "approval_channel_id", "alerts_channel_id"}
+    {"daily_credits", "daily_cap", "approval_channel_id", "alerts_channel_id", "approval_hours"}
 )
 
 
@@ -24,6 +24,7 @@ class GuildSettings:
     daily_cap: int | None = None
     approval_channel_id: int | None = None
     alerts_channel_id: int | None = None
+    approval_hours: int | None = None  # how long a request waits for a decision
 
 
 @dataclass(frozen=True)

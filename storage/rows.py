@@ -26,6 +26,7 @@ class NewJob:
     parent_job_id: int | None = None
     state: JobState = JobState.QUEUED
     upload_limit: int | None = None  # bytes the requesting channel accepts, when known
+    first_frame_only: bool = False  # an animated picture was reduced to its first frame
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +62,7 @@ class Job(NewJob):
         values = dict(row)
         values["options"] = json.loads(values["options"])
         values["state"] = JobState(values["state"])
+        values["first_frame_only"] = bool(values["first_frame_only"])
         return cls(**values)
 
 

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from storage.rows import insert_columns, job_columns
-from storage.states import AT_PROVIDER, GENERATED, SERVED, UNFINISHED, sql_in, sql_literal
+from storage.states import (
+    AT_PROVIDER,
+    CANCELLABLE,
+    GENERATED,
+    SERVED,
+    UNFINISHED,
+    sql_in,
+    sql_literal,
+)
 from storage.states import JobState as S
 
 # Migrations: index + 1 is the schema version stored in PRAGMA user_version.
@@ -165,6 +173,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (guild_id, word)
     );
     """,
+    # 5: whether an animated picture was used by its first frame (the status says so); how long
+    # a request may wait for a moderator's decision (NULL: the default, 24 hours).
+    """
+    ALTER TABLE jobs ADD COLUMN first_frame_only INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE guild_settings ADD COLUMN approval_hours INTEGER;
+    CREATE INDEX jobs_by_guild_state ON jobs (guild_id, state);
+    """,
 ]
 
 PRAGMAS = (
@@ -185,9 +200,10 @@ DELIVERED = sql_literal(S.DELIVERED)
 REFUSED = sql_literal(S.REFUSED)
 UNFINISHED_IN = sql_in(UNFINISHED)
 AT_PROVIDER_IN = sql_in(AT_PROVIDER)
+CANCELLABLE_IN = sql_in(CANCELLABLE)
 SERVED_IN = sql_in(SERVED)
 GENERATED_IN = sql_in(GENERATED)
-FAILURES_IN = sql_in((S.FAILED, S.UNDELIVERABLE))
+FAILURES_IN = sql_in((S.FAILED, S.UNDELIVERABLE, S.TIMED_OUT))
 
 # --- jobs -------------------------------------------------------------------------------------
 
@@ -213,6 +229,26 @@ SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DE
 """  # noqa: S608
 
 SELECT_JOBS_IN_STATES = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (%s) ORDER BY id"  # noqa: S608
+
+SELECT_CANCELLABLE = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE guild_id = ? AND user_id = ? AND state IN {CANCELLABLE_IN}
+ORDER BY id DESC LIMIT ?
+"""  # noqa: S608 (enum values)
+
+SELECT_PENDING_APPROVAL = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND state = {PENDING_APPROVAL} ORDER BY id LIMIT ?
+"""  # noqa: S608 (enum values)
+
+# Requests nobody decided on in time: each server's approval_hours, else the default.
+SELECT_EXPIRED_APPROVALS = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE state = {PENDING_APPROVAL}
+  AND created_at + 3600 * coalesce(
+      (SELECT approval_hours FROM guild_settings g WHERE g.guild_id = jobs.guild_id),
+      :default_hours) <= :now
+ORDER BY id
+"""  # noqa: S608 (enum values)
 
 COUNT_USER_UNFINISHED = f"""
 SELECT count(*) FROM jobs WHERE user_id = ? AND state IN {UNFINISHED_IN}
@@ -379,7 +415,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 SELECT_GUILD_SETTINGS = """
-SELECT daily_credits, daily_cap, approval_channel_id, alerts_channel_id
+SELECT daily_credits, daily_cap, approval_channel_id, alerts_channel_id, approval_hours
 FROM guild_settings WHERE guild_id = ?
 """
 

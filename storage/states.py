@@ -19,6 +19,9 @@ class JobState(StrEnum):
     REFUSED = "refused"
     REJECTED = "rejected"
     UNDELIVERABLE = "undeliverable"
+    TIMED_OUT = "timed_out"  # the provider did not finish within the task's deadline
+    CANCELLED = "cancelled"  # the member cancelled it before it reached the provider
+    EXPIRED = "expired"  # no moderator decided on it within the server's approval time
 
 
 S = JobState
@@ -31,7 +34,17 @@ SERVED = (*AT_PROVIDER, S.SUCCEEDED)
 # The provider finished it (its generation time is known).
 GENERATED = (S.SUCCEEDED, S.DELIVERED, S.UNDELIVERABLE)
 # Ended badly: refunded, with a reason for the member.
-ENDED_BADLY = (S.FAILED, S.REFUSED, S.REJECTED, S.UNDELIVERABLE)
+ENDED_BADLY = (
+    S.FAILED,
+    S.REFUSED,
+    S.REJECTED,
+    S.UNDELIVERABLE,
+    S.TIMED_OUT,
+    S.CANCELLED,
+    S.EXPIRED,
+)
+# Not at the provider yet: the member may still cancel it (refunded).
+CANCELLABLE = (S.PENDING_APPROVAL, S.QUEUED)
 FINAL = (S.DELIVERED, *ENDED_BADLY)
 
 

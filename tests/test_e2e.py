@@ -113,7 +113,7 @@ REFUSALS = [
     ("text", {"prompt": "a cat", "model": "viduq1-text", "duration": 10}, "5-second videos only"),
     ("text", {"prompt": "a cat", "model": "viduq1-text", "audio": True}, "no `audio` option"),
     ("text", {"prompt": "   "}, "no visible text"),
-    ("frames", {"first": "png", "last": "png", "quality": "quality"}, "speed"),
+    ("frames", {"first": "png"}, "needs a first and a last frame"),  # cogvideox-3 takes two
     ("image", {"image": ("cat.png", b"just some text, honest", "text/plain")}, "not a picture"),
     ("image", {"image": ("cat.png", b"just some text, honest", "image/png")}, "not a picture"),
     ("image", {"image": ("cat.png", b"", "image/png")}, "empty"),

@@ -244,10 +244,10 @@ CASES = [
         options=image(picture, model="vidu2-image", fps=60),
     ),
     Case(
-        "cogvideox_frames_in_quality_mode",
-        "speed",
+        "cogvideox_frames_without_a_last_frame",
+        "needs a first and a last frame",
         sub="frames",
-        options=lambda h: {"first": picture(h), "last": picture(h), "quality": "quality"},
+        options=lambda h: {"first": picture(h)},
     ),
     # --- where downloads may go
     Case(

@@ -88,6 +88,8 @@ ADMIN_COMMANDS = [
     ("blocklist list", {}),
     ("approval on", {"channel": "mods"}),
     ("approval off", {}),
+    ("approval expiry", {"hours": 12}),
+    ("approval pending", {}),
     ("channels allow", {"channel": "mods"}),
     ("channels deny", {"channel": "mods"}),
     ("channels list", {}),

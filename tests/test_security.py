@@ -129,7 +129,8 @@ async def test_tokens_and_keys_never_leave_the_process(
             assert leaks == [], f"{fragment[:6]}… found in {leaks}"
     # The paths that quote the key really ran, and their text was kept, scrubbed:
     assert b"job 4" in places["log"] and b"[redacted]" in places["database (closed)"]
-    assert "invalid credentials [redacted]" in places["discord"].decode()
+    # Shown inert (issue 10 item 6): the brackets are escaped, which Discord displays as typed.
+    assert "invalid credentials \\\\[redacted\\\\]" in places["discord"].decode()
 
 
 # --------------------------------------------------------------------------- the database file

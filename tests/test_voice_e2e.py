@@ -34,7 +34,8 @@ def voice_file(h: Harness, seconds: float = 3.0, data: bytes | None = None) -> d
 
 async def bot_message(h: Harness) -> FakeMessage:
     """Any message of the bot in #general (its answer to a mention without pictures)."""
-    await h.discord.user_message(h.guild, h.channel, h.bob, "hi", mentions=[h.discord.bot_user])
+    me = h.discord.bot_user
+    await h.discord.user_message(h.guild, h.channel, h.bob, f"<@{me.id}> hi", mentions=[me])
     return await h.discord.wait_for_message(
         lambda m: m.author_id == h.discord.bot_user.id, channel=h.channel
     )

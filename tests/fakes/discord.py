@@ -37,6 +37,7 @@ from .discord_state import (
     DEFAULT_EVERYONE_PERMISSIONS,
     DEFAULT_FILESIZE_LIMIT,
     INTERACTION_APPLICATION_COMMAND,
+    INTERACTION_AUTOCOMPLETE,
     INTERACTION_COMPONENT,
     INTERACTION_MODAL_SUBMIT,
     INTERACTION_TOKEN_TTL,
@@ -766,6 +767,42 @@ class FakeDiscord:
             data["guild_id"] = command["guild_id"]
         interaction = build_interaction(
             self, itype=INTERACTION_APPLICATION_COMMAND, data=data, guild=g, channel=ch, user=u
+        )
+        interaction.name, interaction.command_type = name, 1
+        return await self._send_interaction(interaction)
+
+    async def autocomplete(
+        self,
+        guild: GuildArg | None,
+        channel: ChannelArg,
+        user: UserArg,
+        name: str,
+        *,
+        subcommand: str,
+        option: str,
+        typed: str = "",
+    ) -> FakeInteraction:
+        """Type into an autocomplete option of a subcommand: Discord sends what was typed so far
+        (a string, whatever the option's type), marked ``focused``; the bot answers with choices."""
+        g = self._guild(guild) if guild is not None else None
+        ch, u = self._channel(channel), self._user(user)
+        command = self.find_command(name, g.id if g else None, 1)
+        check_can_use(command, g, ch, u, name in self.visibility_overrides)
+        [sub] = [o for o in command.get("options") or [] if o["name"] == subcommand]
+        [spec] = [o for o in sub.get("options") or [] if o["name"] == option]
+        if not spec.get("autocomplete"):
+            raise ValueError(f"option {option!r} of /{name} {subcommand} has no autocomplete")
+        focused = {"type": spec["type"], "name": option, "value": typed, "focused": True}
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": name,
+            "type": 1,
+            "options": [{"type": 1, "name": subcommand, "options": [focused]}],
+        }
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        interaction = build_interaction(
+            self, itype=INTERACTION_AUTOCOMPLETE, data=data, guild=g, channel=ch, user=u
         )
         interaction.name, interaction.command_type = name, 1
         return await self._send_interaction(interaction)
