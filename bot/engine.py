@@ -31,6 +31,7 @@ from storage.credits import Balance, Credits, day_key
 from storage.errors import RefusalKind, Refused
 from storage.jobs import Job, JobStore, NewJob, StoredImage
 from storage.moderation import ModerationStore
+from storage.retention import Retention, RetentionPolicy, SweepReport
 from storage.states import JobState
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ class Origin(StrEnum):
     EXTEND = "extend"
 
 
+PICTURES_GONE = (
+    "The pictures of that video are no longer kept (they are deleted some days after a video "
+    "is done, or when it is deleted), so it cannot be re-rolled. Nothing was charged; ask "
+    "again with `/video` and the pictures."
+)
+
+
 def refusal_text(exc: Refused) -> str:
     """The member's message for a refusal of the store."""
     if exc.kind is RefusalKind.IN_FLIGHT:
@@ -55,6 +63,8 @@ def refusal_text(exc: Refused) -> str:
             f"You already have {exc.count} video(s) in progress (the limit is {exc.limit}). "
             "Wait for one to finish, then ask again."
         )
+    if exc.kind is RefusalKind.PICTURES_GONE:
+        return PICTURES_GONE
     if exc.kind is RefusalKind.CREDITS:
         return (
             f"You have no credits left for this today (this costs {exc.cost}). "
@@ -122,6 +132,8 @@ class EngineConfig:
     poll_concurrency: int = 8  # polls in flight at once: httpx slows down past ~8-16
     max_submit_attempts: int = 20  # ~30 min of backoff: an outage of minutes delays, never fails
     halt_seconds: float = 300.0  # after an account error, wait this long before trying again
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    sweep_seconds: float = 3600.0  # between retention sweeps (pictures live ≤ this past retention)
 
 
 def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
@@ -175,6 +187,8 @@ class Engine:
         self._events: set[asyncio.Task[None]] = set()
         self._poll_slots = asyncio.Semaphore(self.config.poll_concurrency)
         self._loop_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
+        self.retention = Retention(store.db, self.config.retention)
         self._closing = False
         self.last_pass = time.time()  # when the scheduler last looked at the database (/healthz)
 
@@ -204,6 +218,8 @@ class Engine:
         if job is None:
             raise InputError("That video is no longer known to the bot.")
         reroll = origin is Origin.REROLL
+        if reroll and job.mode != Mode.TEXT and not await self.store.input_count(job.id):
+            raise InputError(PICTURES_GONE)
         model = job.model if reroll else models.extend_model(job.model)
         request = JobRequest(
             job.guild_id,
@@ -224,6 +240,8 @@ class Engine:
         req = quote.request
         stored = await self._pictures(quote, images)
         limits = await self._limits(req)
+        if self._links_parent(quote):  # a Re-roll links the parent's pictures: no bytes copied
+            limits["inputs_from"] = req.parent_job_id
         job = await self._refusing(quote, self.store.create(self._new_job(quote), stored, **limits))
         log.info(
             "job %d accepted (%s): %s/%s for user %d",
@@ -244,11 +262,17 @@ class Engine:
         return await self.accept(await self.quote(request), request.images)
 
     async def _pictures(self, quote: Quote, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
-        """The job's pictures: the parent's for a re-roll, else checked and fitted (in a thread)."""
+        """The job's new pictures, checked and fitted (in a thread); none for a re-roll."""
         req = quote.request
-        if quote.reuse_inputs and req.parent_job_id is not None:
-            return tuple(await self.store.inputs(req.parent_job_id))
+        if quote.reuse_inputs:
+            return ()
         return await asyncio.to_thread(prepare_images, req.model, req.mode, images)
+
+    @staticmethod
+    def _links_parent(quote: Quote) -> bool:
+        """A re-roll of a job made from pictures: it uses the parent's stored ones."""
+        req = quote.request
+        return quote.reuse_inputs and req.parent_job_id is not None and req.mode is not Mode.TEXT
 
     @staticmethod
     def _new_job(quote: Quote) -> NewJob:
@@ -400,18 +424,20 @@ class Engine:
     # --- the scheduler --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover jobs left by a previous process, then start the scheduler loop."""
+        """Recover jobs left by a previous process, then start the scheduler and sweep loops."""
         self._closing = False
         await self._recover()
         self._loop_task = spawn(self._run(), name="engine-scheduler")
+        self._sweep_task = spawn(self._sweep_loop(), name="engine-retention")
 
     async def close(self, submit_grace: float = 10.0) -> None:
-        """Stop the loop; let submits in flight land (a cut submit is ambiguous), drop polls."""
+        """Stop the loops; let submits in flight land (a cut submit is ambiguous), drop polls."""
         self._closing = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-            self._loop_task = None
+        for loop_task in (self._loop_task, self._sweep_task):
+            if loop_task is not None:
+                loop_task.cancel()
+                await asyncio.gather(loop_task, return_exceptions=True)
+        self._loop_task = self._sweep_task = None
         for task in self._polls:
             task.cancel()
         if self._submits:
@@ -635,6 +661,30 @@ class Engine:
             log.warning("job %d: poll failed (%s); will retry", job.id, exc)
         delay = self.schedule.retry_delay(min(job.polls, 6), exc.retry_after)
         await self.store.mark_polled(job.id, time.time() + delay)
+
+    # --- retention ------------------------------------------------------------------------
+
+    async def sweep(self, now: float | None = None) -> SweepReport:
+        """Delete the pictures (and, with HISTORY_DAYS, job rows) no job can use any more."""
+        return await self.retention.sweep(time.time() if now is None else now)
+
+    async def purge_pictures(self, job_id: int) -> SweepReport:
+        """The Delete button: an ended job's pictures go now, unless another job links them."""
+        report = await self.retention.purge(job_id)
+        if report.pictures_deleted:
+            log.info("job %d deleted: %s", job_id, report.summary())
+        return report
+
+    async def _sweep_loop(self) -> None:
+        """Sweep at start and then every `sweep_seconds`; a failed sweep is logged and retried."""
+        while not self._closing:
+            try:
+                report = await self.sweep()
+                if report.pictures_deleted or report.jobs_deleted:
+                    log.info("retention sweep: %s", report.summary())
+            except Exception:
+                log.exception("retention sweep failed; trying again at the next interval")
+            await asyncio.sleep(self.config.sweep_seconds)
 
     # --- events ---------------------------------------------------------------------------
 
