@@ -132,8 +132,11 @@ def _delete_old_jobs(
 
 def _delete_unused_media(conn: sqlite3.Connection, limit: int) -> tuple[SweepReport, bool]:
     """Delete up to `limit` pictures that no job links any more."""
-    rows = conn.execute(sql.SELECT_UNUSED_MEDIA, (limit,)).fetchall()
-    return _delete_media(conn, rows), len(rows) == limit
+    digests = [r[0] for r in conn.execute(sql.SELECT_UNUSED_MEDIA, (limit,))]
+    if not digests:
+        return SweepReport(), False
+    rows = conn.execute(sql.SELECT_MEDIA_SIZES % placeholders(digests), digests).fetchall()
+    return _delete_media(conn, rows), len(digests) == limit
 
 
 def _purge(conn: sqlite3.Connection, job_id: int) -> tuple[SweepReport, bool]:

@@ -14,6 +14,8 @@ from storage.states import (
 )
 from storage.states import JobState as S
 
+FINAL_IN = sql_in(FINAL)  # (here: migration 3 uses it)
+
 # Migrations: index + 1 is the schema version stored in PRAGMA user_version.
 MIGRATIONS: list[str] = [
     # 1: jobs, their inputs, credits and per-guild settings.
@@ -163,7 +165,7 @@ MIGRATIONS: list[str] = [
     # use them (a Re-roll links the same rows); indexes for retention's deletes (the foreign
     # key checks of a deleted job or picture would otherwise scan the child tables). The blob
     # is the last column: columns after it would be read through its overflow pages.
-    """
+    f"""
     CREATE TABLE media (
         sha256 TEXT PRIMARY KEY,
         mime TEXT NOT NULL,
@@ -188,7 +190,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX job_inputs_by_media ON job_inputs (sha256);
     CREATE INDEX ledger_by_job ON credit_ledger (job_id);
     CREATE INDEX jobs_by_parent ON jobs (parent_job_id);
-    """,
+    CREATE INDEX jobs_ended ON jobs (updated_at) WHERE state IN {FINAL_IN};
+    """,  # noqa: S608 (enum values)
 ]
 
 PRAGMAS = (
@@ -212,7 +215,6 @@ AT_PROVIDER_IN = sql_in(AT_PROVIDER)
 SERVED_IN = sql_in(SERVED)
 GENERATED_IN = sql_in(GENERATED)
 FAILURES_IN = sql_in((S.FAILED, S.UNDELIVERABLE))
-FINAL_IN = sql_in(FINAL)
 
 # --- jobs -------------------------------------------------------------------------------------
 
@@ -544,8 +546,10 @@ SELECT_USER_QUOTA = "SELECT daily_credits FROM user_quotas WHERE guild_id = ? AN
 # A final job's `updated_at` is when it ended (MARK_DELIVERED and MARK_ENDED set it last; a
 # later status-message edit only moves it later, which keeps pictures longer, never shorter).
 
+# Driven from the links (CROSS JOIN fixes the order): they are only those of jobs still within
+# retention, a few thousand, while the jobs table keeps every job ever made.
 SELECT_EXPIRED_INPUT_JOBS = f"""
-SELECT DISTINCT i.job_id FROM job_inputs i JOIN jobs j ON j.id = i.job_id
+SELECT DISTINCT i.job_id FROM job_inputs i CROSS JOIN jobs j ON j.id = i.job_id
 WHERE j.state IN {FINAL_IN} AND j.updated_at < ? LIMIT ?
 """  # noqa: S608 (enum values)
 
@@ -556,8 +560,10 @@ SELECT_MEDIA_OF_JOBS = "SELECT DISTINCT sha256 FROM job_inputs WHERE job_id IN (
 
 DELETE_JOB_INPUTS = "DELETE FROM job_inputs WHERE job_id IN (%s)"
 
+# The partial index holds only final jobs: polls, which update unfinished jobs, never touch it.
 SELECT_OLD_JOBS = f"""
-SELECT id FROM jobs WHERE state IN {FINAL_IN} AND updated_at < ? ORDER BY id LIMIT ?
+SELECT id FROM jobs INDEXED BY jobs_ended
+WHERE state IN {FINAL_IN} AND updated_at < ? ORDER BY updated_at LIMIT ?
 """  # noqa: S608 (enum values)
 
 # Deleted jobs leave the ledger whole (its sums are the credit history); only the link goes.
@@ -567,10 +573,13 @@ DETACH_CHILDREN = "UPDATE jobs SET parent_job_id = NULL WHERE parent_job_id IN (
 
 DELETE_JOBS = "DELETE FROM jobs WHERE id IN (%s)"
 
+# Reads the primary key's index only, not the table's pages (a picture's row fills most of one).
 SELECT_UNUSED_MEDIA = """
-SELECT sha256, length(data) FROM media
+SELECT sha256 FROM media
 WHERE NOT EXISTS (SELECT 1 FROM job_inputs i WHERE i.sha256 = media.sha256) LIMIT ?
 """
+
+SELECT_MEDIA_SIZES = "SELECT sha256, length(data) FROM media WHERE sha256 IN (%s)"
 
 SELECT_UNUSED_MEDIA_OF = """
 SELECT sha256, length(data) FROM media

