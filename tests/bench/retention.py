@@ -361,9 +361,9 @@ def _stall_note(runs: list[dict[str, Any]]) -> str:
         f"{first['report']['bytes_deleted'] / 1e9:.1f} GB; the loop was free between them), "
         f"against {idle['loop_lag'] * 1000:.0f} ms with no sweep; the hourly sweep stalled it "
         f"{hourly['loop_lag'] * 1000:.0f} ms. The SQLite work runs in the database thread with "
-        "the GIL released and garbage collection paused under 1 ms in a trial run, so the rest "
-        "is the machine: the sweep's thread takes one of the 2 cores other processes were "
-        "using. Not fixed here; a smaller `media_batch` would not shorten a stall between batches."
+        "the GIL released, and garbage collection paused under 1 ms in a trial run; the cause "
+        "was not found. The likeliest is the machine: the sweep's thread takes one of 2 cores "
+        "that other processes were already using (see the load below). Not fixed here."
     )
 
 
