@@ -1,5 +1,6 @@
 """`python -m bot` runs the bot; `doctor` checks the set-up; `backup PATH` copies the database;
-`health` asks the running bot's /healthz (the container health check)."""
+`prune` runs the retention sweep now; `health` asks the running bot's /healthz (the container
+health check)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from bot.settings import Settings, describe_errors
 
-USAGE = "usage: python -m bot [doctor | backup PATH | health]"
+USAGE = "usage: python -m bot [doctor | backup PATH | prune | health]"
 
 
 def main(argv: list[str]) -> int:
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> int:
         from bot.doctor import doctor
 
         return asyncio.run(doctor())
-    if argv not in ([], ["health"]) and not (argv[:1] == ["backup"] and len(argv) == 2):
+    if argv not in ([], ["health"], ["prune"]) and not (argv[:1] == ["backup"] and len(argv) == 2):
         print(USAGE, file=sys.stderr)
         return 2
     settings = load_settings()
@@ -29,6 +30,10 @@ def main(argv: list[str]) -> int:
         from bot.backup import run_backup
 
         return run_backup(settings.database_path, argv[1])
+    if argv == ["prune"]:
+        from bot.prune import run_prune
+
+        return asyncio.run(run_prune(settings))
     if argv == ["health"]:
         from bot.metrics import check_health
 

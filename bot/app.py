@@ -41,6 +41,7 @@ def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         max_concurrent=settings.zai_max_concurrent_tasks,
         max_inflight_per_user=settings.max_inflight_per_user,
+        retention=settings.retention,
     )
 
 

@@ -40,6 +40,7 @@ from storage.credits import Balance, Credits, day_key
 from storage.errors import RefusalKind, Refused
 from storage.jobs import Job, JobStore, NewJob, StoredImage
 from storage.moderation import ModerationStore
+from storage.retention import Retention, RetentionPolicy, SweepReport
 from storage.states import AT_PROVIDER, CANCELLABLE, JobState
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,13 @@ class Origin(StrEnum):
     VOICE = "voice"  # a spoken prompt, after the member confirmed its transcript
 
 
+PICTURES_GONE = (
+    "The pictures of that video are no longer kept (they are deleted some days after a video "
+    "is done, or when it is deleted), so it cannot be re-rolled. Nothing was charged; ask "
+    "again with `/video` and the pictures."
+)
+
+
 def refusal_text(exc: Refused) -> str:
     """The member's message for a refusal of the store."""
     if exc.kind is RefusalKind.IN_FLIGHT:
@@ -70,6 +78,8 @@ def refusal_text(exc: Refused) -> str:
             f"You already have {exc.count} video(s) in progress (the limit is {exc.limit}). "
             "Wait for one to finish, then ask again."
         )
+    if exc.kind is RefusalKind.PICTURES_GONE:
+        return PICTURES_GONE
     if exc.kind is RefusalKind.CREDITS:
         return (
             f"You have no credits left for this today (this costs {exc.cost}). "
@@ -140,6 +150,8 @@ class EngineConfig:
     halt_seconds: float = 300.0  # after an account error, wait this long before trying again
     approval_hours: int = 24  # a request nobody decides on expires (a server may set its own)
     approval_sweep_seconds: float = 60.0  # how often the scheduler looks for expired requests
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    sweep_seconds: float = 3600.0  # between retention sweeps (pictures live ≤ this past retention)
 
 
 def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
@@ -208,6 +220,8 @@ class Engine:
         self._sleep: asyncio.Timeout | None = None  # the loop's sleep, to bring forward
         self._fill_due = True  # a slot may have freed or a job arrived: look at the queue
         self._backlog = False  # the last pass left due polls for later (too many in flight)
+        self._sweep_task: asyncio.Task[None] | None = None
+        self.retention = Retention(store.db, self.config.retention)
         self._closing = False
         self._last_sweep = 0.0  # when the scheduler last looked for expired approvals
         self.last_pass = time.time()  # when the scheduler last looked at the database (/healthz)
@@ -249,6 +263,9 @@ class Engine:
         if job is None:
             raise InputError("That video is no longer known to the bot.")
         reroll = origin is Origin.REROLL
+        with_pictures = job.mode not in (Mode.TEXT, Mode.STILL)
+        if reroll and with_pictures and not await self.store.input_count(job.id):
+            raise InputError(PICTURES_GONE)
         model = job.model if reroll else models.extend_model(job.model)
         request = JobRequest(
             job.guild_id,
@@ -270,6 +287,8 @@ class Engine:
         stored, first_frame_only = await self._pictures(quote, images)
         limits = await self._limits(req)
         new = self._new_job(quote, first_frame_only=first_frame_only)
+        if self._links_parent(quote):  # a Re-roll links the parent's pictures: no bytes copied
+            limits["inputs_from"] = req.parent_job_id
         job = await self._refusing(quote, self.store.create(new, stored, **limits))
         log.info(
             "job %d accepted (%s): %s/%s for user %d",
@@ -292,16 +311,23 @@ class Engine:
     async def _pictures(
         self, quote: Quote, images: Sequence[bytes]
     ) -> tuple[tuple[StoredImage, ...], bool]:
-        """The job's pictures: the parent's for a re-roll, else checked and fitted (in a thread);
-        and whether an animation was reduced to its first frame (a re-roll keeps the parent's)."""
+        """The job's new pictures, checked and fitted (in a thread), and whether an animation was
+        reduced to its first frame. None for a still, nor for a re-roll: it links its parent's
+        stored pictures (and keeps the parent's flag)."""
         req = quote.request
         if req.mode is Mode.STILL:
             return (), False
-        if quote.reuse_inputs and req.parent_job_id is not None:
-            parent = await self.store.get(req.parent_job_id)
-            first_only = parent is not None and parent.first_frame_only
-            return tuple(await self.store.inputs(req.parent_job_id)), first_only
+        if quote.reuse_inputs:
+            parent = await self.store.get(req.parent_job_id) if req.parent_job_id else None
+            return (), parent is not None and parent.first_frame_only
         return await asyncio.to_thread(prepare_pictures, req.model, req.mode, images)
+
+    @staticmethod
+    def _links_parent(quote: Quote) -> bool:
+        """A re-roll of a job made from pictures: it uses the parent's stored ones."""
+        req = quote.request
+        with_pictures = req.mode not in (Mode.TEXT, Mode.STILL)
+        return quote.reuse_inputs and req.parent_job_id is not None and with_pictures
 
     @staticmethod
     def _new_job(quote: Quote, *, first_frame_only: bool = False) -> NewJob:
@@ -593,18 +619,20 @@ class Engine:
     # --- the scheduler --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover jobs left by a previous process, then start the scheduler loop."""
+        """Recover jobs left by a previous process, then start the scheduler and sweep loops."""
         self._closing = False
         await self._recover()
         self._loop_task = spawn(self._run(), name="engine-scheduler")
+        self._sweep_task = spawn(self._sweep_loop(), name="engine-retention")
 
     async def close(self, submit_grace: float = 10.0) -> None:
-        """Stop the loop; let submits in flight land (a cut submit is ambiguous), drop polls."""
+        """Stop the loops; let submits in flight land (a cut submit is ambiguous), drop polls."""
         self._closing = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-            self._loop_task = None
+        for loop_task in (self._loop_task, self._sweep_task):
+            if loop_task is not None:
+                loop_task.cancel()
+                await asyncio.gather(loop_task, return_exceptions=True)
+        self._loop_task = self._sweep_task = None
         for task in self._polls:
             task.cancel()
         if self._flusher is not None:  # let a batch of poll results land (losing it is harmless)
@@ -1002,6 +1030,30 @@ class Engine:
                 "job %d: task %s passed its deadline; timed out, refunded", job.id, job.task_id
             )
             await self._emit_job(JobEvent.FAILED, job.id)
+
+    # --- retention ------------------------------------------------------------------------
+
+    async def sweep(self, now: float | None = None) -> SweepReport:
+        """Delete the pictures (and, with HISTORY_DAYS, job rows) no job can use any more."""
+        return await self.retention.sweep(time.time() if now is None else now)
+
+    async def purge_pictures(self, job_id: int) -> SweepReport:
+        """The Delete button: an ended job's pictures go now, unless another job links them."""
+        report = await self.retention.purge(job_id)
+        if report.pictures_deleted:
+            log.info("job %d deleted: %s", job_id, report.summary())
+        return report
+
+    async def _sweep_loop(self) -> None:
+        """Sweep at start and then every `sweep_seconds`; a failed sweep is logged and retried."""
+        while not self._closing:
+            try:
+                report = await self.sweep()
+                if report.pictures_deleted or report.jobs_deleted:
+                    log.info("retention sweep: %s", report.summary())
+            except Exception:
+                log.exception("retention sweep failed; trying again at the next interval")
+            await asyncio.sleep(self.config.sweep_seconds)
 
     # --- events ---------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.retention import RetentionPolicy
+
 
 class LogLevel(StrEnum):
     """The levels LOG_LEVEL accepts (any case)."""
@@ -48,6 +50,9 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     health_scheduler_seconds: float = Field(default=180.0, gt=0)
     task_deadline_minutes: float = Field(default=30.0, gt=0)  # least wait for a provider task
+    retention_days: float = Field(default=7.0, ge=0)
+    # Not below 7: /videoadmin stats reports 7 days from the job rows.
+    history_days: float | None = Field(default=None, ge=7)
 
     @field_validator("zai_base_url", "discord_api_base")
     @classmethod
@@ -75,7 +80,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("dev_guild_id", "metrics_port", mode="before")
+    @field_validator("dev_guild_id", "metrics_port", "history_days", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -89,6 +94,11 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         """The SQLite file named by DATABASE_URL."""
         return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """What the retention sweep keeps."""
+        return RetentionPolicy(self.retention_days, self.history_days)
 
     @property
     def trusted_hosts(self) -> frozenset[str]:

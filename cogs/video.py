@@ -609,6 +609,7 @@ class Video(commands.Cog):
         await interaction.response.defer(ephemeral=True)
         if interaction.message is not None:
             await interaction.message.delete()
+        await self.engine.purge_pictures(job.id)  # kept only while another job links them
         await say(interaction, f"Video #{job.id} was deleted.")
 
     async def _paid_again(self, interaction: discord.Interaction, job: Job, action: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import sqlite3
@@ -94,6 +95,7 @@ class Database:
         conn.row_factory = aiosqlite.Row
         for pragma in sql.PRAGMAS:
             await conn.execute(pragma)
+        await conn.create_function("sha256_hex", 1, sha256_hex, deterministic=True)
         db = cls(conn, path)
         try:
             await db.migrate()
@@ -208,6 +210,11 @@ def _check_not_newer(path: Path, version: int) -> None:
             f"the database {path} has schema version {version}, but this version of the bot "
             f"knows up to {known}. Run the newer bot version that wrote it, or restore a backup."
         )
+
+
+def sha256_hex(data: bytes) -> str:
+    """The content address of a stored picture (also an SQL function, for migration 3)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def placeholders(values: Iterable[Any]) -> str:

@@ -12,6 +12,7 @@ class RefusalKind(StrEnum):
     IN_FLIGHT = "in_flight"  # the member has their maximum of unfinished jobs
     CREDITS = "credits"  # the member's credits for today do not cover the cost
     GUILD_CAP = "guild_cap"  # the server's daily cap does not cover the cost
+    PICTURES_GONE = "pictures_gone"  # a Re-roll's parent no longer has its pictures (retention)
 
 
 @dataclass

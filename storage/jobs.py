@@ -10,7 +10,7 @@ from typing import Any
 
 from storage import sql
 from storage.credits import day_key
-from storage.db import Database, placeholders
+from storage.db import Database, placeholders, sha256_hex
 from storage.errors import RefusalKind, Refused
 from storage.rows import Job, NewJob, StoredImage, insert_params
 from storage.states import UNFINISHED, JobState
@@ -31,18 +31,24 @@ class JobStore:
         max_inflight: int,
         guild_cap: int | None = None,
         now: float | None = None,
+        inputs_from: int | None = None,
     ) -> Job:
-        """Reserve the credit, check in-flight jobs and insert the job, all or nothing."""
+        """Reserve the credit, check in-flight jobs and insert the job, all or nothing.
+
+        `inputs_from`: link that job's stored pictures instead of `images` (a Re-roll); refused
+        with PICTURES_GONE if it has none left.
+        """
         now = time.time() if now is None else now
         day = day_key(now)
 
         def admit(conn: sqlite3.Connection) -> Any:
             _admissible(conn, new, day, allowance, max_inflight, guild_cap)
             job_id = conn.execute(sql.INSERT_JOB, insert_params(new, day, now)).lastrowid
-            conn.executemany(
-                sql.INSERT_JOB_INPUT,
-                [(job_id, i, im.mime, im.width, im.height, im.data) for i, im in enumerate(images)],
-            )
+            assert job_id is not None
+            if inputs_from is None:
+                _store_images(conn, job_id, images, now)
+            elif conn.execute(sql.COPY_JOB_INPUTS, (job_id, inputs_from)).rowcount == 0:
+                raise Refused(RefusalKind.PICTURES_GONE)
             ledger = (new.guild_id, new.user_id, day, -new.cost, "reserve", job_id, None, now)
             conn.execute(sql.INSERT_LEDGER, ledger)
             return conn.execute(sql.SELECT_JOB, (job_id,)).fetchone()
@@ -88,6 +94,10 @@ class JobStore:
         """The stored input images of a job, in order."""
         rows = await self.db.fetchall(sql.SELECT_JOB_INPUTS, (job_id,))
         return [StoredImage(r["mime"], r["width"], r["height"], r["data"]) for r in rows]
+
+    async def input_count(self, job_id: int) -> int:
+        """How many stored pictures a job still has (0 once retention or Delete purged them)."""
+        return (await self.db.fetchone(sql.COUNT_JOB_INPUTS, (job_id,)))[0]
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         """Every job in one of the states."""
@@ -246,6 +256,17 @@ def _admissible(
     _check_inflight(conn, new.user_id, max_inflight)
     _reserve(conn, new, day, allowance)
     _reserve_guild(conn, new, day, guild_cap)
+
+
+def _store_images(
+    conn: sqlite3.Connection, job_id: int, images: Sequence[StoredImage], now: float
+) -> None:
+    """Store each picture once per content and link it to the job in order."""
+    for position, image in enumerate(images):
+        digest = sha256_hex(image.data)
+        media = (digest, image.mime, image.width, image.height, now, image.data)
+        conn.execute(sql.INSERT_MEDIA, media)
+        conn.execute(sql.INSERT_JOB_INPUT, (job_id, position, digest))
 
 
 def _check_inflight(conn: sqlite3.Connection, user_id: int, max_inflight: int) -> None:

@@ -6,6 +6,7 @@ from storage.rows import insert_columns, job_columns
 from storage.states import (
     AT_PROVIDER,
     CANCELLABLE,
+    FINAL,
     GENERATED,
     SERVED,
     UNFINISHED,
@@ -13,6 +14,8 @@ from storage.states import (
     sql_literal,
 )
 from storage.states import JobState as S
+
+FINAL_IN = sql_in(FINAL)  # (here: migration 6 uses it)
 
 # Migrations: index + 1 is the schema version stored in PRAGMA user_version.
 MIGRATIONS: list[str] = [
@@ -180,6 +183,37 @@ MIGRATIONS: list[str] = [
     ALTER TABLE guild_settings ADD COLUMN approval_hours INTEGER;
     CREATE INDEX jobs_by_guild_state ON jobs (guild_id, state);
     """,
+    # 6: input pictures stored once per content (`media`, by SHA-256), linked to the jobs that
+    # use them (a Re-roll links the same rows); indexes for retention's deletes (the foreign
+    # key checks of a deleted job or picture would otherwise scan the child tables). The blob
+    # is the last column: columns after it would be read through its overflow pages.
+    f"""
+    CREATE TABLE media (
+        sha256 TEXT PRIMARY KEY,
+        mime TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        data BLOB NOT NULL
+    );
+    INSERT OR IGNORE INTO media (sha256, mime, width, height, created_at, data)
+        SELECT sha256_hex(i.data), i.mime, i.width, i.height, j.created_at, i.data
+        FROM job_inputs i JOIN jobs j ON j.id = i.job_id ORDER BY i.job_id, i.idx;
+    CREATE TABLE job_media (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        position INTEGER NOT NULL,
+        sha256 TEXT NOT NULL REFERENCES media(sha256),
+        PRIMARY KEY (job_id, position)
+    );
+    INSERT INTO job_media (job_id, position, sha256)
+        SELECT job_id, idx, sha256_hex(data) FROM job_inputs;
+    DROP TABLE job_inputs;
+    ALTER TABLE job_media RENAME TO job_inputs;
+    CREATE INDEX job_inputs_by_media ON job_inputs (sha256);
+    CREATE INDEX ledger_by_job ON credit_ledger (job_id);
+    CREATE INDEX jobs_by_parent ON jobs (parent_job_id);
+    CREATE INDEX jobs_ended ON jobs (updated_at) WHERE state IN {FINAL_IN};
+    """,  # noqa: S608 (enum values)
 ]
 
 PRAGMAS = (
@@ -213,14 +247,26 @@ INSERT_COLUMNS = ", ".join(insert_columns())
 INSERT_VALUES = ", ".join(":" + c for c in insert_columns())
 INSERT_JOB = f"INSERT INTO jobs ({INSERT_COLUMNS}) VALUES ({INSERT_VALUES})"  # noqa: S608
 
-INSERT_JOB_INPUT = """
-INSERT INTO job_inputs (job_id, idx, mime, width, height, data)
-VALUES (?, ?, ?, ?, ?, ?)
+# A picture already stored (same bytes) is not written again: jobs share it.
+INSERT_MEDIA = """
+INSERT INTO media (sha256, mime, width, height, created_at, data) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (sha256) DO NOTHING
 """
 
-SELECT_JOB_INPUTS = (
-    "SELECT idx, mime, width, height, data FROM job_inputs WHERE job_id = ? ORDER BY idx"
-)
+INSERT_JOB_INPUT = "INSERT INTO job_inputs (job_id, position, sha256) VALUES (?, ?, ?)"
+
+# A Re-roll links its parent's pictures: no bytes copied.
+COPY_JOB_INPUTS = """
+INSERT INTO job_inputs (job_id, position, sha256)
+SELECT ?, position, sha256 FROM job_inputs WHERE job_id = ? ORDER BY position
+"""
+
+SELECT_JOB_INPUTS = """
+SELECT m.mime, m.width, m.height, m.data FROM job_inputs i JOIN media m USING (sha256)
+WHERE i.job_id = ? ORDER BY i.position
+"""
+
+COUNT_JOB_INPUTS = "SELECT count(*) FROM job_inputs WHERE job_id = ?"
 
 SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"  # noqa: S608 (constant text)
 
@@ -565,3 +611,50 @@ SELECT_META = "SELECT value FROM meta WHERE key = ?"
 UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 SELECT_USER_QUOTA = "SELECT daily_credits FROM user_quotas WHERE guild_id = ? AND user_id = ?"
+
+
+# --- retention (storage/retention.py) ---------------------------------------------------------
+# A final job's `updated_at` is when it ended (MARK_DELIVERED and MARK_ENDED set it last; a
+# later status-message edit only moves it later, which keeps pictures longer, never shorter).
+
+# Driven from the links (CROSS JOIN fixes the order): they are only those of jobs still within
+# retention, a few thousand, while the jobs table keeps every job ever made.
+SELECT_EXPIRED_INPUT_JOBS = f"""
+SELECT DISTINCT i.job_id FROM job_inputs i CROSS JOIN jobs j ON j.id = i.job_id
+WHERE j.state IN {FINAL_IN} AND j.updated_at < ? LIMIT ?
+"""  # noqa: S608 (enum values)
+
+# Only a final job's links: an unfinished job still needs its pictures to be submitted.
+SELECT_FINAL_JOB = f"SELECT id FROM jobs WHERE id = ? AND state IN {FINAL_IN}"  # noqa: S608
+
+SELECT_MEDIA_OF_JOBS = "SELECT DISTINCT sha256 FROM job_inputs WHERE job_id IN (%s)"
+
+DELETE_JOB_INPUTS = "DELETE FROM job_inputs WHERE job_id IN (%s)"
+
+# The partial index holds only final jobs: polls, which update unfinished jobs, never touch it.
+SELECT_OLD_JOBS = f"""
+SELECT id FROM jobs INDEXED BY jobs_ended
+WHERE state IN {FINAL_IN} AND updated_at < ? ORDER BY updated_at LIMIT ?
+"""  # noqa: S608 (enum values)
+
+# Deleted jobs leave the ledger whole (its sums are the credit history); only the link goes.
+DETACH_LEDGER = "UPDATE credit_ledger SET job_id = NULL WHERE job_id IN (%s)"
+
+DETACH_CHILDREN = "UPDATE jobs SET parent_job_id = NULL WHERE parent_job_id IN (%s)"
+
+DELETE_JOBS = "DELETE FROM jobs WHERE id IN (%s)"
+
+# Reads the primary key's index only, not the table's pages (a picture's row fills most of one).
+SELECT_UNUSED_MEDIA = """
+SELECT sha256 FROM media
+WHERE NOT EXISTS (SELECT 1 FROM job_inputs i WHERE i.sha256 = media.sha256) LIMIT ?
+"""
+
+SELECT_MEDIA_SIZES = "SELECT sha256, length(data) FROM media WHERE sha256 IN (%s)"
+
+SELECT_UNUSED_MEDIA_OF = """
+SELECT sha256, length(data) FROM media
+WHERE sha256 IN (%s) AND NOT EXISTS (SELECT 1 FROM job_inputs i WHERE i.sha256 = media.sha256)
+"""
+
+DELETE_MEDIA = "DELETE FROM media WHERE sha256 IN (%s)"
