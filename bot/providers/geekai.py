@@ -160,7 +160,10 @@ class GeekaiClient:
             error = _error_fields(data)
             code = str(error.get("code") or "failed")
             raise ProviderError(
-                classify(400, code), code, self._client.scrub(str(error.get("message"))), status=200
+                classify(400, code),
+                code,
+                self._client.scrub(str(error.get("message") or "refused at creation")),
+                status=200,
             )
         return str(task_id)
 
