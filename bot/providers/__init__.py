@@ -96,13 +96,18 @@ class RoutedProvider(VideoProvider, Protocol):
 
     name: ProviderName
     picture_transport: PictureTransport
+    models: tuple[str, ...]  # the models offered, in the order the commands list them
 
     def offers(self, model: str) -> bool:
         """True when this provider (as configured) serves `model`."""
         ...
 
+    def check(self, request: VideoRequest) -> None:
+        """The model's rules at this provider; raises InputError (nothing spent, nothing sent)."""
+        ...
+
     def build_body(self, request: VideoRequest) -> dict[str, Any]:
-        """The API's JSON body for a request already checked against the catalog."""
+        """The API's JSON body for a request that passed `check`."""
         ...
 
 

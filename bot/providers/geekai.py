@@ -137,13 +137,16 @@ class GeekaiClient:
         models: frozenset[str] | None = None,
     ) -> None:
         self._client = BearerClient(http, base_url, api_key, error_from_response)
-        self._models = (
-            models if models is not None else frozenset(catalog.models_of(ProviderName.GEEKAI))
-        )
+        offered = catalog.models_of(ProviderName.GEEKAI)
+        self.models = tuple(m for m in offered if models is None or m in models)
 
     def offers(self, model: str) -> bool:
         """True for the catalog's GeekAI models (or the configured subset)."""
-        return model in self._models
+        return model in self.models
+
+    def check(self, request: VideoRequest) -> None:
+        """The catalog's rules for the model here; raises InputError."""
+        catalog.check_request(catalog.rules_for(self.name, request.model), request)
 
     def build_body(self, request: VideoRequest) -> dict[str, Any]:
         """The seed-004 body."""
