@@ -13,7 +13,7 @@ from bot.models import Mode
 from bot.provider import TaskStatus
 from bot.providers import Picture, VideoRequest, catalog
 from bot.providers import ProviderName as P
-from bot.providers.newapi import NewApiClient, build_body, classify
+from bot.providers.newapi import NewApiClient, build_body, classify, parse_task
 from tests.fakes.media import make_jpeg, make_png
 from tests.fakes.newapi import FakeNewApi, Fault
 
@@ -252,3 +252,19 @@ def test_offers_the_catalog_models(http: httpx.AsyncClient) -> None:
 )
 def test_classify_table(status: int, code: str, kind: ProviderErrorKind) -> None:
     assert classify(status, code) is kind
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "progress"),
+    [
+        ({"status": "SUCCESS", "url": "https://v/1.mp4"}, TaskStatus.SUCCESS, 100),
+        ({"status": "FAILURE", "error": {"message": "no"}}, TaskStatus.FAIL, None),
+        ({"status": "NOT_START", "progress": "30%"}, TaskStatus.PROCESSING, 30),
+        ({"code": "success", "data": {"status": "in_progress", "progress": 55}}, None, 55),
+        ({"status": "completed"}, TaskStatus.FAIL, None),  # success without a video
+    ],
+)
+def test_parse_tolerates_new_api_variants(answer: dict, status, progress) -> None:
+    state = parse_task(answer)
+    assert state.status is (status or TaskStatus.PROCESSING)
+    assert state.progress == progress

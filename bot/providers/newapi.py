@@ -41,6 +41,9 @@ _STATUS = {
     "in_progress": TaskStatus.PROCESSING,
     "completed": TaskStatus.SUCCESS,
     "failed": TaskStatus.FAIL,
+    # New-API's internal task words, which some versions return on this route.
+    "success": TaskStatus.SUCCESS,
+    "failure": TaskStatus.FAIL,
 }
 
 
@@ -108,6 +111,8 @@ def _pictures(request: VideoRequest) -> dict[str, Any]:
 
 def parse_task(data: dict[str, Any]) -> TaskState:
     """A job object as a TaskState (unknown statuses count as still processing)."""
+    if "status" not in data and isinstance(data.get("data"), dict):
+        data = data["data"]  # some versions wrap the job in {"code", "data"}
     status = _STATUS.get(str(data.get("status", "")).lower(), TaskStatus.PROCESSING)
     progress = percent(data.get("progress"))
     if status is TaskStatus.SUCCESS:
