@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import httpx
@@ -197,3 +198,22 @@ async def test_fault_reset_creates_nothing(http: httpx.AsyncClient) -> None:
                 headers={"Authorization": "Bearer k-123456"},
             )
         assert fake.tasks == {}
+
+
+async def test_tasks_finish_after_their_generation_time(http: httpx.AsyncClient) -> None:
+    """Progress only grows, and the task completes on its own (polled with a deadline)."""
+    async with FakeNewApi(api_key="k-123456", generation_seconds=0.5) as fake:
+        auth = {"Authorization": "Bearer k-123456"}
+        url = f"{fake.base_url}/v1/video/generations"
+        job = (await http.post(url, json=TEXT, headers=auth)).json()
+        seen: list[int] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while loop.time() < deadline:
+            result = (await http.get(f"{url}/{job['task_id']}", headers=auth)).json()
+            seen.append(result["progress"])
+            if result["status"] == "completed":
+                break
+            await asyncio.sleep(0.05)
+        assert result["status"] == "completed" and seen[-1] == 100
+        assert seen == sorted(seen)

@@ -8,8 +8,8 @@ go to Z.AI, the New-API gateway or GeekAI, and a fallback rebuilds the body for 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -109,6 +109,32 @@ class RoutedProvider(VideoProvider, Protocol):
     def build_body(self, request: VideoRequest) -> dict[str, Any]:
         """The API's JSON body for a request that passed `check`."""
         ...
+
+
+class PicturePublisher(Protocol):
+    """Gives pictures an expiring http(s) link for URL-only providers (phase B: Discord)."""
+
+    async def publish(self, request: VideoRequest) -> Sequence[str]:
+        """One URL per picture of `request`, in order."""
+        ...
+
+
+async def with_links(
+    request: VideoRequest, provider: RoutedProvider, publisher: PicturePublisher
+) -> VideoRequest:
+    """The request with picture links filled in when the provider takes URLs only.
+
+    Called right before `build_body`, so a link is as fresh as possible when the provider
+    fetches it; pictures that already have one (a resubmit, a fallback) keep it.
+    """
+    pictures = request.pictures
+    if provider.picture_transport is not PictureTransport.URL or all(p.url for p in pictures):
+        return request
+    links = list(await publisher.publish(request))
+    if len(links) != len(pictures):
+        raise ValueError(f"publisher gave {len(links)} links for {len(pictures)} pictures")
+    filled = tuple(replace(p, url=p.url or link) for p, link in zip(pictures, links, strict=True))
+    return replace(request, pictures=filled)
 
 
 class FallbackReason(StrEnum):

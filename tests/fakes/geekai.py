@@ -157,6 +157,10 @@ class FakeGeekai(TaskApiFake):
         """Seed-004 rules."""
         return validate_request(body)
 
+    def picture_urls(self, body: dict[str, Any]) -> list[str]:
+        """image, image_tail."""
+        return [body[k] for k in ("image", "image_tail") if k in body]
+
     def error_body(self, code: str, message: str) -> dict[str, Any]:
         """GeekAI's envelope."""
         return {"error": {"code": code, "message": message, "details": ""}}

@@ -123,6 +123,11 @@ class FakeNewApi(TaskApiFake):
         """Seed-002 rules."""
         return validate_request(body)
 
+    def picture_urls(self, body: dict[str, Any]) -> list[str]:
+        """image, last_image, reference_image_urls."""
+        singles = [body[k] for k in ("image", "last_image") if k in body]
+        return singles + list(body.get("reference_image_urls", []))
+
     def error_body(self, code: str, message: str) -> dict[str, Any]:
         """OpenAI-style envelope."""
         kind = "new_api_error" if code.startswith(("insufficient", "pre_")) else "invalid_request"

@@ -8,6 +8,7 @@ elapsed time), charges a balance, injects faults and serves result videos.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import secrets
 from collections import deque
@@ -15,7 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import web
+from PIL import Image, UnidentifiedImageError
 
 from tests.fakes.media import make_jpeg, make_mp4
 
@@ -104,11 +107,14 @@ class TaskApiFake:
         generation_seconds: float = 0.0,
         balance: int | None = None,
         hold_all: bool = False,
+        fetch_pictures: bool = False,
     ) -> None:
         self.api_key = api_key
         self.generation_seconds = generation_seconds
         self.balance = balance  # None: unlimited; else submits left before "balance exhausted"
         self.hold_all = hold_all
+        self.fetch_pictures = fetch_pictures  # download each picture link and decode it
+        self.fetched: list[tuple[str, int, int]] = []  # (url, width, height) of fetched pictures
         self.submits: list[dict[str, Any]] = []
         self.rejected: list[tuple[Any, str, str]] = []
         self.requests: list[tuple[str, str]] = []
@@ -138,6 +144,10 @@ class TaskApiFake:
 
     def poll_answer(self, task: Task) -> dict[str, Any]:
         """The 200 answer to a poll."""
+        raise NotImplementedError
+
+    def picture_urls(self, body: dict[str, Any]) -> list[str]:
+        """The picture links of a valid body, in order."""
         raise NotImplementedError
 
     def extra_routes(self, app: web.Application) -> None:
@@ -276,12 +286,29 @@ class TaskApiFake:
             except ValueError as exc:
                 raise ApiError(400, "bad_request_body", f"body is not JSON ({exc})") from None
             model = self.validate(body)
+            if self.fetch_pictures:
+                await self._fetch(self.picture_urls(body))
             self._admit(body)
         except ApiError as err:
             self.rejected.append((_loose(raw), err.code, err.message))
             return self._error(err)
         self.submits.append(body)
         return web.json_response(self.submit_answer(self._create(model, body)))
+
+    async def _fetch(self, urls: list[str]) -> None:
+        """Download and decode each picture, as the provider would (an expired link fails)."""
+        async with aiohttp.ClientSession() as session:
+            for url in urls:
+                async with session.get(url) as answer:
+                    data = await answer.read() if answer.status == 200 else b""
+                try:
+                    with Image.open(io.BytesIO(data)) as image:
+                        image.load()
+                        self.fetched.append((url, *image.size))
+                except (UnidentifiedImageError, OSError):
+                    raise ApiError(
+                        400, "invalid_image", "an image could not be downloaded"
+                    ) from None
 
     def _admit(self, body: dict[str, Any]) -> None:
         """Content filter and balance."""
