@@ -13,7 +13,13 @@ from bot.models import Mode
 from bot.provider import TaskStatus
 from bot.providers import Picture, ProviderName, VideoRequest
 from bot.providers.geekai import GeekaiClient
-from bot.providers.routing import Fallback, ProviderSettings, Router, build_providers
+from bot.providers.routing import (
+    Fallback,
+    ProviderSettings,
+    Router,
+    build_providers,
+    check_keys,
+)
 from bot.providers.zai_format import DEFAULT_MODELS, ZaiFormatProvider
 from bot.zai import ZaiClient
 from tests.fakes.geekai import FakeGeekai
@@ -203,3 +209,26 @@ async def test_zai_format_bodies_pass_the_reseller(
     if pictures:
         assert reseller.submits[-1]["image_url"].startswith("data:image/png;base64,")
     assert (await provider.get_task(task_id)).status is TaskStatus.SUCCESS
+
+
+async def test_doctor_checks_each_configured_key(
+    http: httpx.AsyncClient, two_fakes: tuple[FakeReseller, FakeGeekai]
+) -> None:
+    reseller, geek = two_fakes
+    good = _live_router(http, reseller, geek)
+    providers = [*good.providers_for("cogvideox-2")]
+    assert await check_keys(providers) == {ProviderName.ZAI: None, ProviderName.GEEKAI: None}
+    wrong = GeekaiClient(http, SecretStr("geek-wrong-999"), geek.base_url)
+    verdicts = await check_keys([providers[0], wrong])
+    assert verdicts[ProviderName.ZAI] is None
+    assert verdicts[ProviderName.GEEKAI].startswith("GEEKAI_API_KEY: auth")
+    assert "geek-wrong-999" not in verdicts[ProviderName.GEEKAI]
+
+
+def test_zai_format_checks_use_the_model_table(http: httpx.AsyncClient) -> None:
+    router = Router(_providers(http, zai_models="cogvideox-3,cogvideox-2"))
+    with pytest.raises(InputError, match="no `seed` option"):
+        router.choose(VideoRequest("cogvideox-3", Mode.TEXT, "x", {"seed": 1}))
+    with pytest.raises(InputError, match="5 or 10"):
+        router.choose(VideoRequest("cogvideox-3", Mode.TEXT, "x", {"duration": 7}))
+    assert router.choose(VideoRequest("cogvideox-2", Mode.TEXT, "x", {"fps": 60})).name == "zai"

@@ -125,3 +125,29 @@ class Router:
                 continue  # its rules differ (e.g. a size only the first offers): not a fallback
             return provider
         return None
+
+
+_KEY_NAMES = {
+    ProviderName.ZAI: "ZAI_API_KEY",
+    ProviderName.GATEWAY: "GATEWAY_API_KEY",
+    ProviderName.GEEKAI: "GEEKAI_API_KEY",
+}
+
+
+async def check_keys(providers: Sequence[RoutedProvider]) -> dict[ProviderName, str | None]:
+    """For the doctor: each configured provider's key check, None when it passed.
+
+    The verdict names the setting to fix and the error kind; adapters scrub the key out of
+    every message, so the text is safe to print.
+    """
+    verdicts: dict[ProviderName, str | None] = {}
+    for provider in providers:
+        try:
+            await provider.check_key()
+        except ProviderError as exc:
+            verdicts[provider.name] = (
+                f"{_KEY_NAMES[provider.name]}: {exc.kind.value}: {exc.message}"
+            )
+        else:
+            verdicts[provider.name] = None
+    return verdicts

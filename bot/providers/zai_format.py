@@ -10,6 +10,7 @@ reseller states the same field.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import fields
 from typing import Any
 
 from bot import models
@@ -32,7 +33,7 @@ _RESELLER_FIELDS = {
 
 def _video_options(request: VideoRequest) -> VideoOptions:
     """The neutral options as bot/models.py's VideoOptions (unknown ones refused plainly)."""
-    known = {f for f in VideoOptions.__dataclass_fields__}
+    known = {f.name for f in fields(VideoOptions)}
     unknown = sorted(set(request.options) - known)
     if unknown:
         raise InputError(
