@@ -235,3 +235,13 @@ def test_parse_tolerates_shapes() -> None:
 )
 def test_classify_table(status: int, code: str, kind: ProviderErrorKind) -> None:
     assert classify(status, code) is kind
+
+
+async def test_refused_at_creation_is_not_a_task(client: GeekaiClient, fake: FakeGeekai) -> None:
+    answer = (
+        b'{"task_id": "t-1", "task_status": "failed", "error": {"code": "1301", "message": "no"}}'
+    )
+    fake.script("submit", Fault.malformed(answer))
+    with pytest.raises(ProviderError) as caught:
+        await client.submit(build_body(TEXT))
+    assert caught.value.kind is ProviderErrorKind.CONTENT_FILTER and caught.value.code == "1301"
