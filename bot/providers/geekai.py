@@ -1,4 +1,4 @@
-"""GeekAI (seed 004): cogvideox-flash (free), cogvideox and cogvideox-2, always `async: true`.
+"""GeekAI (seed 004): the three CogVideoX models of the catalog (one free), always `async: true`.
 
 Pictures go by URL only: seed 004 describes `image` as "单张图片URL" (a single picture URL) and
 `image_tail` as "用于视频尾帧的图片URL" (the last frame's picture URL); it mentions no base64.

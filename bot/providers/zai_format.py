@@ -2,7 +2,7 @@
 
 It wraps the existing `ZaiClient` (which only sends bodies) with the routing surface: which
 models it offers (ZAI_MODELS), the checks and the body for a neutral request. The seven models of
-seed 000 keep their rules in bot/models.py; `cogvideox-2` (a reseller's) is in the catalog.
+seed 000 keep their rules in bot/models.py; a reseller's extra models are in the catalog.
 Pictures go inline as data URIs: the spec's `image_url` takes "URL or Base64" (seed 000), and the
 reseller states the same field.
 """
@@ -74,7 +74,7 @@ class ZaiFormatProvider:
             catalog.check_request(catalog.rules_for(self.name, request.model), request)
 
     def build_body(self, request: VideoRequest) -> dict[str, Any]:
-        """bot/models.py's body for the seven; the seed-001 body for cogvideox-2."""
+        """bot/models.py's body for the seven; the seed-001 body for a reseller's models."""
         uris = [picture.data_uri() for picture in request.pictures]
         if request.model in models.MODELS:
             return models.build_body(
