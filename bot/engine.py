@@ -20,11 +20,23 @@ from typing import Any, Protocol, TypeVar
 from bot import models
 from bot.errors import InputError, ProviderError, ProviderErrorKind, QuotaError
 from bot.failpoints import failpoint
-from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
+from bot.images import ImageInfo, fit_image, inspect_image
 from bot.models import Mode, VideoOptions
 from bot.moderation import ModeratorActions
 from bot.policy import Policy
 from bot.provider import TaskState, TaskStatus, VideoProvider
+from bot.providers import (
+    Picture,
+    PictureTransport,
+    ProviderName,
+    RoutedProvider,
+    VideoRequest,
+    catalog,
+    progress,
+    with_links,
+)
+from bot.providers.routing import Router
+from bot.providers.zai_format import ZaiFormatProvider
 from bot.schedule import PollPolicy, PollSchedule
 from bot.tasks import spawn
 from storage.credits import Balance, Credits, day_key
@@ -36,6 +48,8 @@ from storage.states import JobState
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# The cost table's pseudo-option for a price per provider (`cost set model credits provider gateway`).
+PROVIDER_OPTION = "provider"
 
 
 class Origin(StrEnum):
@@ -75,6 +89,7 @@ class JobEvent(StrEnum):
     FAILED = "failed"
     HALTED = "halted"  # the provider account cannot take work (balance, auth): tell moderators
     PENDING_APPROVAL = "pending_approval"  # waiting for a moderator's decision
+    PROGRESS = "progress"  # the provider reported a new progress figure (throttled)
 
 
 class JobListener(Protocol):
@@ -83,6 +98,16 @@ class JobListener(Protocol):
     async def job_event(self, event: JobEvent, job: Job) -> None:
         """Called (in its own task) for every job event."""
         ...
+
+    async def publish_pictures(self, job: Job, pictures: Sequence[Picture]) -> Sequence[str]:
+        """Expiring http(s) links to a job's pictures, for a provider that takes URLs only."""
+        ...
+
+
+NO_LINK = (
+    "{model} takes pictures only as links, and the bot could not make one for yours. "
+    "Your credit was refunded; try again, or pick a model of the bot's main service."
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +136,7 @@ class Quote:
     cost: int
     state: JobState  # where an accepted job starts: the queue, or the approval queue
     reuse_inputs: bool = False  # a re-roll: the parent job's stored pictures
+    provider: ProviderName = ProviderName.ZAI  # the first configured one offering the model
 
 
 @dataclass(frozen=True)
@@ -124,21 +150,29 @@ class EngineConfig:
     halt_seconds: float = 300.0  # after an account error, wait this long before trying again
 
 
-def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
+def prepare_images(
+    model: str, mode: Mode, images: Sequence[bytes], api: ProviderName = ProviderName.ZAI
+) -> tuple[StoredImage, ...]:
     """Inspect, check against the model's rules and fit under its byte limit (CPU-bound)."""
-    return prepare_pictures(model, mode, images)[0]
+    return prepare_pictures(model, mode, images, api)[0]
 
 
 def prepare_pictures(
-    model: str, mode: Mode, images: Sequence[bytes]
+    model: str, mode: Mode, images: Sequence[bytes], api: ProviderName = ProviderName.ZAI
 ) -> tuple[tuple[StoredImage, ...], bool]:
     """prepare_images, and whether an animation was reduced to its first frame."""
-    spec = models.get_spec(model)
     infos: list[ImageInfo] = [inspect_image(data) for data in images]
-    models.check_images(model, mode, infos)
+    if api is ProviderName.ZAI and model in models.MODELS:
+        spec = models.get_spec(model)
+        models.check_images(model, mode, infos)
+        max_bytes, formats = spec.max_image_bytes, spec.image_formats
+    else:  # a gateway model (or a reseller's): the catalog's rules at that API
+        rules = catalog.rules_for(api, model)
+        catalog.check_pictures(rules, mode, infos)
+        max_bytes, formats = rules.max_image_bytes, rules.image_formats
     stored = []
     for data in images:
-        fitted, mime = fit_image(data, max_bytes=spec.max_image_bytes, formats=spec.image_formats)
+        fitted, mime = fit_image(data, max_bytes=max_bytes, formats=formats)
         info = inspect_image(fitted)
         stored.append(StoredImage(mime, info.width, info.height, fitted))
     return tuple(stored), any(info.animated for info in infos)
@@ -155,6 +189,7 @@ class Engine:
         config: EngineConfig | None = None,
         policy: PollPolicy | None = None,
         moderation: ModerationStore | None = None,
+        router: Router | None = None,
     ) -> None:
         self.store = store
         self.credits = credits
@@ -162,8 +197,13 @@ class Engine:
         self.moderators: ModeratorActions = self.moderation  # what the Admin cog may use
         self.rules = Policy(self.moderation)
         self.provider = provider
+        # Without a router (tests, scripts) the one provider serves the seven Z.AI models.
+        self.router = router or Router([ZaiFormatProvider(provider)])  # type: ignore[arg-type]
         self.config = config or EngineConfig()
-        typical = {name: spec.typical_seconds for name, spec in models.MODELS.items()}
+        typical = {rules.name: rules.typical_seconds for rules in catalog.CATALOG.values()}
+        typical |= {name: spec.typical_seconds for name, spec in models.MODELS.items()}
+        self._throttles: dict[int, progress.ProgressThrottle] = {}
+        self._progress: dict[int, int] = {}  # last progress figure per job in flight
         self.schedule = PollSchedule(policy or PollPolicy(), typical)
         self.listener: JobListener | None = None
         self.halted_until = 0.0
@@ -188,15 +228,58 @@ class Engine:
         """
         self._refuse_if_halted()
         req = request
-        prompt = models.check_request(req.model, req.mode, req.prompt, req.options)
+        provider, prompt = self._route(req)
         await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
-        cost = await self.rules.cost(req.guild_id, req.model, req.options.given())
+        priced = req.options.given() | {PROVIDER_OPTION: provider.name.value}
+        cost = await self.rules.cost(req.guild_id, req.model, priced)
         settings = await self.moderation.settings(req.guild_id)
         state = JobState.PENDING_APPROVAL if settings.approval_channel_id else JobState.QUEUED
-        quote = Quote(req, prompt, cost, state, reuse_inputs)
+        quote = Quote(req, prompt, cost, state, reuse_inputs, provider.name)
         limits = await self._limits(req)
         await self._refusing(quote, self.store.check_admission(self._new_job(quote), **limits))
         return quote
+
+    def _route(self, req: JobRequest) -> tuple[RoutedProvider, str | None]:
+        """The provider for a request (its rules checked) and the cleaned prompt."""
+        prompt = models.clean_prompt(req.prompt)
+        if req.model in models.MODELS:  # its own wording for an invisible-only prompt
+            prompt = models.check_request(req.model, req.mode, req.prompt, req.options)
+        provider = self.router.choose(
+            VideoRequest(req.model, req.mode, prompt, req.options.given())
+        )
+        if (
+            provider.picture_transport is PictureTransport.URL
+            and req.mode is not Mode.TEXT
+            and self.listener is None
+        ):
+            raise InputError(
+                NO_LINK.format(model=req.model).replace(
+                    "Your credit was refunded; try again, or", "Nothing was charged;"
+                )
+            )
+        return provider, prompt
+
+    def models_for(self, mode: Mode) -> list[str]:
+        """The models some configured provider offers in a mode (what the commands list)."""
+        return [m for m in self.router.models() if mode in self.modes_of(m)]
+
+    def modes_of(self, model: str) -> frozenset[Mode]:
+        """The modes of a model at the first configured provider offering it."""
+        providers = self.router.providers_for(model)
+        if not providers:
+            return frozenset()
+        if providers[0].name is ProviderName.ZAI and model in models.MODELS:
+            return models.get_spec(model).modes
+        return catalog.rules_for(providers[0].name, model).modes
+
+    def provider_of(self, model: str) -> ProviderName | None:
+        """Which provider a new request for `model` goes to."""
+        providers = self.router.providers_for(model)
+        return providers[0].name if providers else None
+
+    def progress_of(self, job_id: int) -> int | None:
+        """The last progress figure (0-100) a provider reported for a job in flight."""
+        return self._progress.get(job_id)
 
     async def quote_again(self, job_id: int, user_id: int, origin: Origin) -> Quote:
         """Re-roll (same request and pictures) or Extend (an image job of the same family)."""
@@ -204,7 +287,7 @@ class Engine:
         if job is None:
             raise InputError("That video is no longer known to the bot.")
         reroll = origin is Origin.REROLL
-        model = job.model if reroll else models.extend_model(job.model)
+        model = job.model if reroll else self._extend_model(job.model)
         request = JobRequest(
             job.guild_id,
             job.channel_id,
@@ -212,12 +295,35 @@ class Engine:
             model,
             Mode(job.mode) if reroll else Mode.IMAGE,
             job.prompt,
-            VideoOptions(**job.options) if reroll else models.carry_options(model, job.options),
+            VideoOptions(**job.options) if reroll else self._carry(model, job.options),
             origin=origin,
             parent_job_id=job.id,
             upload_limit=job.upload_limit,
         )
         return await self.quote(request, reuse_inputs=reroll)
+
+    def _extend_model(self, model: str) -> str:
+        """The image model that continues a video of `model`: itself, else its family's."""
+        if model in models.MODELS:
+            return models.extend_model(model)
+        if Mode.IMAGE in self.modes_of(model):
+            return model
+        image_models = self.models_for(Mode.IMAGE)
+        same = [m for m in image_models if models.family(m) == models.family(model)]
+        return same[0] if same else models.DEFAULT_MODEL[Mode.IMAGE]
+
+    def _carry(self, model: str, options: dict[str, Any]) -> VideoOptions:
+        """The options of a job that the Extend model also accepts."""
+        if model in models.MODELS:
+            return models.carry_options(model, options)
+        provider = self.provider_of(model) or ProviderName.ZAI
+        rules = catalog.rules_for(provider, model)
+        kept = {
+            k: v
+            for k, v in options.items()
+            if catalog.accepts(rules, Mode.IMAGE, k, v) and k in VideoOptions.__dataclass_fields__
+        }
+        return VideoOptions(**kept)
 
     async def accept(self, quote: Quote, images: Sequence[bytes] = ()) -> Job:
         """Check the pictures, then reserve the quoted cost and queue the job in one transaction."""
@@ -248,7 +354,7 @@ class Engine:
         req = quote.request
         if quote.reuse_inputs and req.parent_job_id is not None:
             return tuple(await self.store.inputs(req.parent_job_id))
-        return await asyncio.to_thread(prepare_images, req.model, req.mode, images)
+        return await asyncio.to_thread(prepare_images, req.model, req.mode, images, quote.provider)
 
     @staticmethod
     def _new_job(quote: Quote) -> NewJob:
@@ -268,6 +374,7 @@ class Engine:
             parent_job_id=req.parent_job_id,
             state=quote.state,
             upload_limit=req.upload_limit,
+            provider=quote.provider.value,
         )
 
     async def _limits(self, req: JobRequest) -> dict[str, Any]:
@@ -425,13 +532,17 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._events, return_exceptions=True)
 
+    def schedule_models(self) -> list[str]:
+        """Every model the poll schedule keeps a history for."""
+        return list(dict.fromkeys([*models.MODELS, *(r.name for r in catalog.CATALOG.values())]))
+
     def wake(self) -> None:
         """Make the scheduler look at the database now."""
         self._wake.set()
 
     async def _recover(self) -> None:
         """A job caught mid-submit may or may not exist at the provider: never resend it."""
-        for model in models.MODELS:
+        for model in self.schedule_models():
             self.schedule.learn(model, await self.store.recent_durations(model))
         for job in await self.store.in_states((JobState.SUBMITTING,)):
             await self._end(
@@ -506,16 +617,22 @@ class Engine:
         task.add_done_callback(tasks.discard)
 
     async def _submit(self, job: Job) -> None:
-        """Send one job to the provider; its state says what happened whatever the outcome."""
+        """Send one job to its provider; its state says what happened whatever the outcome."""
         sending = False
+        provider = self.router.get(ProviderName(job.provider))
         try:
-            body = await self._body(job)
+            if provider is None:
+                raise _provider_off(job)
+            request = await self._request(job, provider)
+            body = await asyncio.to_thread(provider.build_body, request)
             failpoint("before_submit")
             sending = True
-            task_id = await self.provider.submit(body)
+            task_id = await provider.submit(body)
             failpoint("after_submit")
+        except NoLinkError:
+            await self._refuse_no_link(job)
         except ProviderError as exc:
-            await self._submit_failed(job, exc)
+            await self._submit_failed(job, exc, provider, sending=sending)
         except Exception as exc:  # a bug must not leave the job `submitting`, holding a slot
             log.exception("job %d: unexpected error in submit", job.id)
             await self._submit_failed(job, _internal_error(exc, sent=sending))
@@ -528,22 +645,52 @@ class Engine:
             self._busy.discard(job.id)
             self.wake()
 
-    async def _body(self, job: Job) -> dict[str, object]:
-        """The request body, images as data: URIs (Discord links expire; the provider may not reach them)."""
-        inputs = await self.store.inputs(job.id)
-        uris = await asyncio.to_thread(lambda: [to_data_uri(i.data, i.mime) for i in inputs])
-        return models.build_body(
+    def _neutral(self, job: Job, pictures: tuple[Picture, ...] = ()) -> VideoRequest:
+        """A job as the provider-neutral request the adapters build bodies from."""
+        return VideoRequest(
             job.model,
             Mode(job.mode),
             job.prompt,
-            VideoOptions(**job.options),
-            uris,
+            dict(job.options),
+            pictures,
             request_id=job.request_id,
             user_id=models.provider_user_id(job.user_id),
         )
 
-    async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
-        """Requeue what can be retried safely; end (and refund) the rest."""
+    async def _request(self, job: Job, provider: RoutedProvider) -> VideoRequest:
+        """The job with its stored pictures; links published first for a URL-only provider.
+
+        Z.AI takes the pictures inline (data: URIs: Discord links expire and the provider may
+        not reach them); the gateways take links only, so the front end publishes them.
+        """
+        inputs = await self.store.inputs(job.id)
+        pictures = tuple(Picture(i.data, i.mime) for i in inputs)
+        request = self._neutral(job, pictures)
+        if provider.picture_transport is not PictureTransport.URL or not pictures:
+            return request
+        return await with_links(request, provider, _FrontEndPublisher(self.listener, job))
+
+    async def _refuse_no_link(self, job: Job) -> None:
+        """A URL-only provider and no way to publish the pictures: refund, saying so."""
+        text = NO_LINK.format(model=job.model)
+        if await self.store.end(
+            job.id, JobState.FAILED, "picture_link_unavailable", text, refund=True
+        ):
+            log.warning("job %d: no link could be made for its pictures", job.id)
+            await self._emit_job(JobEvent.FAILED, job.id)
+
+    async def _submit_failed(
+        self,
+        job: Job,
+        exc: ProviderError,
+        provider: RoutedProvider | None = None,
+        *,
+        sending: bool = False,
+    ) -> None:
+        """Move a refused submit to the next provider (fallback on), requeue what can be
+        retried safely, end (and refund) the rest."""
+        if provider is not None and sending and await self._moved(job, exc, provider):
+            return
         retryable = exc.kind is ProviderErrorKind.RETRY
         if retryable and job.attempts + 1 < self.config.max_submit_attempts:
             at = time.time() + self.schedule.retry_delay(job.attempts + 1, exc.retry_after)
@@ -557,6 +704,15 @@ class Engine:
         ambiguous = exc.kind is ProviderErrorKind.AMBIGUOUS
         log.warning("job %d submit failed: %s", job.id, exc)
         await self._end(job, exc.kind, "submit_unconfirmed" if ambiguous else exc.code, exc.message)
+
+    async def _moved(self, job: Job, exc: ProviderError, provider: RoutedProvider) -> bool:
+        """PROVIDER_FALLBACK=on: a submit refused for balance, overload or an outage goes to the
+        next provider offering the model (never after an ambiguous one: no double task)."""
+        nxt = self.router.fallback_for(self._neutral(job), provider.name, exc)
+        if nxt is None or not await self.store.move(job.id, nxt.name.value, exc.code, exc.message):
+            return False
+        log.warning("job %d moved from %s to %s (%s)", job.id, provider.name, nxt.name, exc)
+        return True
 
     def _halt(self, job: Job, exc: ProviderError) -> None:
         """Stop submitting for a while and say so loudly: only an operator can fix this."""
@@ -588,8 +744,12 @@ class Engine:
     async def _poll(self, job: Job) -> None:
         """Poll one task and move the job on."""
         try:
+            provider = self.router.get(ProviderName(job.provider))
+            if provider is None:
+                await self._end(job, ProviderErrorKind.BAD_REQUEST, "provider_off", OFF_TEXT)
+                return
             async with self._poll_slots:
-                state = await self.provider.get_task(job.task_id or "")
+                state = await provider.get_task(job.task_id or "")
             await self._apply_poll(job, state)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
@@ -605,22 +765,43 @@ class Engine:
         if state.status is TaskStatus.PROCESSING:
             elapsed = time.time() - (job.submitted_at or time.time())
             await self.store.mark_polled(
-                job.id, time.time() + self.schedule.next_delay(job.model, elapsed)
+                job.id, time.time() + self._next_delay(job, elapsed, state)
             )
             failpoint("after_poll")
+            self._report_progress(job, state.progress)
         elif state.status is TaskStatus.SUCCESS:
+            self._forget_progress(job.id)
             if await self.store.mark_succeeded(job.id, state.video_url or "", state.cover_url):
                 self.schedule.learn(job.model, [time.time() - (job.submitted_at or time.time())])
                 log.info("job %d finished after %d polls", job.id, job.polls + 1)
                 failpoint("after_succeeded")
                 await self._emit_job(JobEvent.FINISHED, job.id)
         else:
+            self._forget_progress(job.id)
             reason = state.message or "generation failed"
             if await self.store.end(
                 job.id, JobState.FAILED, "generation_failed", reason, refund=True
             ):
                 log.info("job %d failed at the provider: %s", job.id, reason)
                 await self._emit_job(JobEvent.FAILED, job.id)
+
+    def _next_delay(self, job: Job, elapsed: float, state: TaskState) -> float:
+        """The schedule's delay, or the finish the provider's progress predicts when sooner
+        (never sooner than the schedule's spacing, so a fast bar costs no extra polls)."""
+        delay = self.schedule.next_delay(job.model, elapsed)
+        remaining = progress.remaining_seconds(elapsed, state.progress)
+        if remaining is None:
+            return delay
+        return min(delay, max(remaining, self.schedule.policy.interval))
+
+    def _report_progress(self, job: Job, percent: int | None) -> None:
+        """Tell the front end a new progress figure, when the throttle says it is worth an edit."""
+        if percent is None:
+            return
+        self._progress[job.id] = percent
+        throttle = self._throttles.setdefault(job.id, progress.ProgressThrottle())
+        if throttle.due(percent, time.monotonic()):
+            self._emit(JobEvent.PROGRESS, job)
 
     async def _poll_failed(self, job: Job, exc: ProviderError) -> None:
         """A poll that failed is tried again later: the task is still ours to collect."""
@@ -635,6 +816,11 @@ class Engine:
             log.warning("job %d: poll failed (%s); will retry", job.id, exc)
         delay = self.schedule.retry_delay(min(job.polls, 6), exc.retry_after)
         await self.store.mark_polled(job.id, time.time() + delay)
+
+    def _forget_progress(self, job_id: int) -> None:
+        """The task ended: its progress figures are no longer needed."""
+        self._progress.pop(job_id, None)
+        self._throttles.pop(job_id, None)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -651,6 +837,40 @@ class Engine:
                 self.listener.job_event(event, job), name=f"event-{event.value}-job-{job.id}"
             )
             self._track(self._events, task)
+
+
+class NoLinkError(Exception):
+    """No expiring link could be made for a URL-only provider (no front end to publish)."""
+
+
+@dataclass(frozen=True)
+class _FrontEndPublisher:
+    """The engine asks the front end to publish a job's pictures (e.g. on its status message)."""
+
+    listener: JobListener | None
+    job: Job
+
+    async def publish(self, request: VideoRequest) -> Sequence[str]:
+        """One link per picture; NoLinkError when there is no front end, RETRY if it failed."""
+        publish = getattr(self.listener, "publish_pictures", None)
+        if publish is None:
+            raise NoLinkError
+        try:
+            return list(await publish(self.job, request.pictures))
+        except Exception as exc:  # Discord refused or timed out: nothing was sent yet
+            log.warning("job %d: could not publish its pictures: %r", self.job.id, exc)
+            raise ProviderError(
+                ProviderErrorKind.RETRY, "picture_link_failed", "could not publish the pictures"
+            ) from exc
+
+
+OFF_TEXT = "the provider of this job is no longer configured (its key was removed)"
+
+
+def _provider_off(job: Job) -> ProviderError:
+    """A job whose provider was switched off since it was queued (a restart without its key)."""
+    log.error("job %d: provider %s is not configured", job.id, job.provider)
+    return ProviderError(ProviderErrorKind.BAD_REQUEST, "provider_off", OFF_TEXT)
 
 
 def _internal_error(exc: Exception, *, sent: bool) -> ProviderError:

@@ -26,6 +26,7 @@ class NewJob:
     parent_job_id: int | None = None
     state: JobState = JobState.QUEUED
     upload_limit: int | None = None  # bytes the requesting channel accepts, when known
+    provider: str = "zai"  # the API format that holds the task (bot.providers.ProviderName)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -151,6 +151,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_guild ON audit_log (guild_id, id);
     """,
+    # 3: the provider that holds (or will hold) each job's task (issue 13); older jobs are Z.AI's.
+    """
+    ALTER TABLE jobs ADD COLUMN provider TEXT NOT NULL DEFAULT 'zai';
+    """,
 ]
 
 PRAGMAS = (
@@ -272,6 +276,13 @@ WHERE id = ? AND state = {SUBMITTING}
 MARK_REQUEUED = f"""
 UPDATE jobs SET state = {QUEUED}, next_attempt_at = ?, error_code = ?, error_message = ?,
        updated_at = ?
+WHERE id = ? AND state = {SUBMITTING}
+"""  # noqa: S608 (enum values)
+
+# A submit refused for balance, overload or an outage moves to the next provider (fallback).
+MARK_MOVED = f"""
+UPDATE jobs SET state = {QUEUED}, provider = ?, next_attempt_at = ?, error_code = ?,
+       error_message = ?, updated_at = ?
 WHERE id = ? AND state = {SUBMITTING}
 """  # noqa: S608 (enum values)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.errors import InputError
 from bot.images import ImageInfo
-from bot.models import Mode
+from bot.models import Mode, clean_prompt
 from bot.providers import Option, ProviderName, VideoRequest
 
 PROMPT_MAX = 512  # Z.AI's limit; the gateways state none, so the bot keeps one rule for all
@@ -172,7 +172,7 @@ def check_request(rules: ModelRules, request: VideoRequest) -> None:
 def _check_prompt(rules: ModelRules, request: VideoRequest) -> None:
     """Presence, length and @ImageN references."""
     prompt = request.prompt or ""
-    if not prompt.strip() and request.mode in rules.prompt_modes:
+    if clean_prompt(prompt) is None and request.mode in rules.prompt_modes:
         raise InputError(f"{rules.name} needs a prompt: describe the video you want.")
     if len(prompt) > PROMPT_MAX:
         raise InputError(
@@ -206,6 +206,15 @@ def _check_option(rules: ModelRules, mode: Mode, option: Option, value: Any) -> 
     if _allowed(option, allowed, value):
         return
     raise InputError(_option_message(rules.name, option, allowed))
+
+
+def accepts(rules: ModelRules, mode: Mode, option: str, value: Any) -> bool:
+    """Whether the model takes `option` = `value` in `mode` (Extend keeps only these)."""
+    try:
+        _check_option(rules, mode, Option(option), value)
+    except (InputError, ValueError):
+        return False
+    return True
 
 
 def _allowed(option: Option, allowed: Sequence[Any], value: Any) -> bool:

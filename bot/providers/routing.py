@@ -96,6 +96,10 @@ class Router:
             names |= dict.fromkeys(provider.models)
         return list(names)
 
+    def get(self, name: ProviderName) -> RoutedProvider | None:
+        """The configured provider of that name (None: its key is no longer set)."""
+        return next((p for p in self._providers if p.name is name), None)
+
     def providers_for(self, model: str) -> list[RoutedProvider]:
         """The providers offering `model`, in routing order."""
         return [p for p in self._providers if p.offers(model)]
