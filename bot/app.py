@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from bot.engine import Engine, EngineConfig
+from bot.providers.routing import Router, build_providers
 from bot.schedule import PollPolicy
 from bot.settings import Settings
 from bot.zai import DEFAULT_TIMEOUT, ZaiClient
@@ -59,8 +60,11 @@ async def open_resources(
     http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=limits, follow_redirects=False)
     try:
         provider = ZaiClient(http, settings.zai_base_url, settings.zai_api_key)
+        router = Router(build_providers(settings, http, provider), fallback=settings.fallback)
         credits = Credits(db, settings.quota_daily_credits)
-        engine = Engine(JobStore(db), credits, provider, engine_config(settings), policy)
+        engine = Engine(
+            JobStore(db), credits, provider, engine_config(settings), policy, router=router
+        )
         yield Resources(settings, db, http, engine)
     finally:
         await http.aclose()

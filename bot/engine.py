@@ -277,6 +277,10 @@ class Engine:
         providers = self.router.providers_for(model)
         return providers[0].name if providers else None
 
+    def offered_models(self) -> list[str]:
+        """Every model the configured providers offer."""
+        return self.router.models()
+
     def progress_of(self, job_id: int) -> int | None:
         """The last progress figure (0-100) a provider reported for a job in flight."""
         return self._progress.get(job_id)

@@ -280,7 +280,7 @@ OPTION_FIELDS: dict[str, str] = {
 
 # What each option does, as the slash commands describe it (Discord: at most 100 characters).
 OPTION_HELP = {
-    "model": "Which Z.AI model makes the video",
+    "model": "Which model makes the video (type to see the ones on offer)",
     "quality": "cogvideox-3: speed (faster) or quality (better)",
     "audio": "Add AI sound effects or music",
     "size": "Resolution (each model supports its own sizes)",

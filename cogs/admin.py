@@ -14,8 +14,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import models
+from bot.engine import PROVIDER_OPTION
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
+from bot.providers import ProviderName, catalog
 from cogs.common import describe_options, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
@@ -28,8 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Choice = app_commands.Choice
-MODEL_CHOICES = [Choice(name=m, value=m) for m in models.MODELS]
-OPTION_CHOICES = [Choice(name=o, value=o) for o in models.OPTION_FIELDS]
+# Every model the bot has rules for (the model table and the provider catalog; 17 of 25 choices).
+KNOWN_MODELS = list(dict.fromkeys([*models.MODELS, *catalog.known_models()]))
+MODEL_CHOICES = [Choice(name=m, value=m) for m in KNOWN_MODELS]
+OPTION_CHOICES = [Choice(name=o, value=o) for o in (*models.OPTION_FIELDS, PROVIDER_OPTION)]
 Credits = app_commands.Range[int, 0, 10_000]
 NEED_MANAGE = "You need the Manage Server permission to use this."
 
@@ -247,7 +251,12 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             if value is not None:
                 raise InputError("Pick the option that `value` belongs to, or leave `value` out.")
             return ""
-        allowed = models.allowed_values(model, option)
+        if option == PROVIDER_OPTION:
+            allowed: tuple[object, ...] | None = tuple(p.value for p in ProviderName)
+        elif model in models.MODELS:
+            allowed = models.allowed_values(model, option)
+        else:
+            allowed = catalog.allowed_values(model, option)
         if allowed is None:
             raise InputError(f"{model} has no `{option}` option.")
         names = {str(v).lower(): str(v) for v in allowed}
@@ -449,7 +458,8 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def model_list(self, interaction: discord.Interaction) -> None:
         """Model rules."""
         rules = await self.moderation.model_rules(interaction.guild_id or 0)
-        lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in models.MODELS]
+        offered = self.engine.offered_models()
+        lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in offered]
         await say(interaction, "\n".join(lines))
 
     # --- seeing what happened -------------------------------------------------------------

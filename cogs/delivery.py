@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import logging
 import shutil
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +23,8 @@ from bot.errors import BotError, UnsafeURLError
 from bot.failpoints import failpoint
 from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
+from bot.providers import Picture
+from bot.providers.progress import remaining_seconds
 from bot.tasks import spawn
 from cogs.buttons import result_view
 from cogs.common import STATE_ICONS, jump_url, only, result_embed, safe_prompt, ts
@@ -64,13 +68,25 @@ class Undeliverable(Exception):
     """The video cannot be posted anywhere; the reason goes to /jobs."""
 
 
-def status_text(job: Job, *, position: int | None, expected: float) -> str:
+def status_text(
+    job: Job, *, position: int | None, expected: float, progress: int | None = None
+) -> str:
     """The status line of a job in each state."""
     head = f"<@{job.user_id}>'s video #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
-    return head + _status_body(job, position, expected) + f"\n> {safe_prompt(job.prompt, 200)}"
+    body = _status_body(job, position, expected, progress)
+    return head + body + f"\n> {safe_prompt(job.prompt, 200)}"
 
 
-def _status_body(job: Job, position: int | None, expected: float) -> str:
+def _generating(job: Job, expected: float, progress: int | None) -> str:
+    """Started when, expected when; the provider's progress and its prediction where known."""
+    started = job.submitted_at or time.time()
+    remaining = remaining_seconds(time.time() - started, progress)
+    finish = time.time() + remaining if remaining is not None else started + expected
+    done = f"{progress}% done, " if progress is not None else ""
+    return f"generating — {done}started {ts(started)}, expected {ts(finish)}."
+
+
+def _status_body(job: Job, position: int | None, expected: float, progress: int | None) -> str:
     """What the status line says after the icon."""
     state = job.state
     if state is S.PENDING_APPROVAL:
@@ -78,8 +94,7 @@ def _status_body(job: Job, position: int | None, expected: float) -> str:
     if state is S.QUEUED:
         return f"queued, position {position or 1}."
     if state in AT_PROVIDER:
-        started = job.submitted_at or time.time()
-        return f"generating — started {ts(started)}, expected {ts(started + expected)}."
+        return _generating(job, expected, progress)
     if state is S.SUCCEEDED:
         return "finished, uploading…"
     if state is S.DELIVERED and job.result_message_id:
@@ -127,6 +142,32 @@ class Delivery(commands.Cog):
             await moderators.on_job_pending_approval(job)
         if event in (JobEvent.STARTED, JobEvent.FAILED, JobEvent.FINISHED):
             await self._refresh_queue()
+
+    # --- pictures for providers that take links only ---------------------------------------
+
+    async def publish_pictures(self, job: Job, pictures: Sequence[Picture]) -> list[str]:
+        """Attach the job's normalised pictures to its own status message; their CDN links.
+
+        Discord's links expire (`ex=`) and show only the normalised copy (metadata stripped),
+        in the channel where the member asked. Without a status message, a new one is posted.
+        """
+        files = [
+            discord.File(io.BytesIO(p.data), f"picture-{n}.{p.mime.split('/')[-1]}")
+            for n, p in enumerate(pictures, start=1)
+        ]
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        async with self._locks[job.id]:
+            if job.status_message_id is None:
+                message = await channel.send(
+                    f"Pictures for video #{job.id}", files=files, nonce=f"pictures-{job.id}"
+                )
+            else:
+                partial = channel.get_partial_message(job.status_message_id)
+                message = await partial.edit(attachments=files)
+        links = [a.url for a in message.attachments]
+        if len(links) != len(pictures):
+            raise RuntimeError(f"Discord kept {len(links)} of {len(pictures)} pictures")
+        return links
 
     # --- status messages ------------------------------------------------------------------
 
@@ -212,7 +253,9 @@ class Delivery(commands.Cog):
     async def _render(self, job: Job) -> str:
         """The status text with the live queue position and expected time."""
         position = await self.engine.queue_position(job.id) if job.state is S.QUEUED else None
-        return status_text(job, position=position, expected=self.engine.expected_seconds(job.model))
+        expected = self.engine.expected_seconds(job.model)
+        progress = self.engine.progress_of(job.id)
+        return status_text(job, position=position, expected=expected, progress=progress)
 
     async def _refresh_queue(self) -> None:
         """Queue positions moved: refresh the status of the jobs next in line (throttled).

@@ -23,6 +23,7 @@ from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
 from bot.models import DEFAULT_MODEL, OPTION_HELP, Mode, VideoOptions
+from bot.providers import Option, catalog
 from cogs.buttons import JobButton
 from cogs.common import (
     IMAGE_SUFFIXES,
@@ -33,6 +34,7 @@ from cogs.common import (
     fetch_images,
     jump_url,
     only,
+    provider_label,
     safe_prompt,
     short,
     ts,
@@ -65,18 +67,26 @@ def _label(option: str, value: Any) -> str:
 
 
 def choices(mode: Mode, option: str) -> list[Choice[Any]]:
-    """Every value any model of the mode accepts for an option (from the model table)."""
+    """Every value any model of the mode accepts for an option (the model table and the
+    provider catalog; each model's own rules are checked when a request is quoted)."""
     values: list[Any] = []
     for model in models.models_for(mode):
         for value in models.allowed_values(model, option) or ():
             if value not in values:
                 values.append(value)
+    for rules in catalog.CATALOG.values():
+        allowed = rules.options.get(Option(option)) if mode in rules.modes else None
+        if isinstance(allowed, tuple):  # enumerated values (not a seed range or free text)
+            values += [v for v in allowed if v not in values]
+    if option in ("duration", "fps"):
+        values.sort()
     return [Choice(name=_label(option, v), value=v) for v in values][:25]
 
 
-def model_choices(mode: Mode) -> list[Choice[str]]:
-    """The models that offer a mode."""
-    return [Choice(name=name, value=name) for name in models.models_for(mode)]
+def model_matches(offered: Sequence[str], current: str) -> list[Choice[str]]:
+    """Autocomplete: the models on offer in a mode whose name contains what was typed."""
+    typed = current.strip().lower()
+    return [Choice(name=m, value=m) for m in offered if typed in m.lower()][:25]
 
 
 def image_attachments(message: discord.Message) -> list[discord.Attachment]:
@@ -277,7 +287,6 @@ class Video(commands.Cog):
     @video.command(name="text", description="Turn a prompt into a short video")
     @app_commands.describe(prompt="Describe the video (up to 512 characters)", **OPTION_HELP)
     @app_commands.choices(
-        model=model_choices(Mode.TEXT),
         **{
             o: choices(Mode.TEXT, o)
             for o in ("quality", "size", "duration", "fps", "style", "aspect_ratio", "movement")
@@ -308,7 +317,6 @@ class Video(commands.Cog):
         **{k: v for k, v in OPTION_HELP.items() if k not in ("style", "aspect_ratio")},
     )
     @app_commands.choices(
-        model=model_choices(Mode.IMAGE),
         **{o: choices(Mode.IMAGE, o) for o in ("quality", "size", "duration", "fps", "movement")},
     )
     async def image(
@@ -338,7 +346,6 @@ class Video(commands.Cog):
         **{k: v for k, v in OPTION_HELP.items() if k not in ("style", "aspect_ratio")},
     )
     @app_commands.choices(
-        model=model_choices(Mode.FRAMES),
         **{o: choices(Mode.FRAMES, o) for o in ("quality", "size", "duration", "fps", "movement")},
     )
     async def frames(
@@ -375,7 +382,6 @@ class Video(commands.Cog):
         audio=OPTION_HELP["audio"],
     )
     @app_commands.choices(
-        model=model_choices(Mode.REFERENCE),
         aspect_ratio=choices(Mode.REFERENCE, "aspect_ratio"),
         movement=choices(Mode.REFERENCE, "movement"),
     )
@@ -395,6 +401,28 @@ class Video(commands.Cog):
         images = tuple(a for a in (image1, image2, image3) if a is not None)
         options = VideoOptions(audio=audio, aspect_ratio=aspect_ratio, movement=movement)
         await self.start(interaction, Mode.REFERENCE, model, prompt, options, images, Origin.SLASH)
+
+    # --- model autocomplete: the models of the configured providers -----------------------
+
+    @text.autocomplete("model")
+    async def _text_models(self, _: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Models that make videos from text."""
+        return model_matches(self.engine.models_for(Mode.TEXT), current)
+
+    @image.autocomplete("model")
+    async def _image_models(self, _: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Models that animate a picture."""
+        return model_matches(self.engine.models_for(Mode.IMAGE), current)
+
+    @frames.autocomplete("model")
+    async def _frames_models(self, _: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Models that go from a first to a last frame."""
+        return model_matches(self.engine.models_for(Mode.FRAMES), current)
+
+    @reference.autocomplete("model")
+    async def _reference_models(self, _: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Models that keep the subjects of reference pictures."""
+        return model_matches(self.engine.models_for(Mode.REFERENCE), current)
 
     @app_commands.command(name="quota", description="Your video credits left today")
     @app_commands.guild_only()
@@ -424,7 +452,8 @@ class Video(commands.Cog):
     def _job_line(job: Job) -> str:
         """One line of /jobs."""
         icon = STATE_ICONS.get(job.state, "•")
-        line = f"{icon} **#{job.id}** {job.model} · {job.state} · {ts(job.created_at)}"
+        made = f"{job.model} via {provider_label(job)}"
+        line = f"{icon} **#{job.id}** {made} · {job.state} · {ts(job.created_at)}"
         if job.result_message_id:
             line += f" · [video]({jump_url(job.guild_id, job.channel_id, job.result_message_id)})"
         elif job.error_message and job.state in ENDED_BADLY:
@@ -507,7 +536,8 @@ class Video(commands.Cog):
     def _details(job: Job) -> str:
         """Everything about a job, privately."""
         return (
-            f"**Video #{job.id}** by <@{job.user_id}>\nModel: {job.model} ({job.mode})\n"
+            f"**Video #{job.id}** by <@{job.user_id}>\nModel: {job.model} ({job.mode}) "
+            f"via {provider_label(job)}\n"
             f"Settings: {describe_options(job)}\nCost: {job.cost} credit(s)\nState: {job.state}\n"
             f"Requested {ts(job.created_at)}\nPrompt: {safe_prompt(job.prompt, 1500)}"
         )

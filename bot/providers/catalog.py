@@ -208,6 +208,23 @@ def _check_option(rules: ModelRules, mode: Mode, option: Option, value: Any) -> 
     raise InputError(_option_message(rules.name, option, allowed))
 
 
+def known_models() -> list[str]:
+    """Every model name of the catalog, once, in catalog order."""
+    return list(dict.fromkeys(rules.name for rules in CATALOG.values()))
+
+
+def allowed_values(model: str, option: str) -> tuple[Any, ...] | None:
+    """The values any API's rules allow for a model's option (cost rules); None: no such one."""
+    found: list[Any] = []
+    known = False
+    for rules in CATALOG.values():
+        allowed = rules.options.get(Option(option)) if rules.name == model else None
+        if allowed is not None:
+            known = True
+            found += [v for v in allowed if v not in found] if isinstance(allowed, tuple) else []
+    return tuple(found) if known else None
+
+
 def accepts(rules: ModelRules, mode: Mode, option: str, value: Any) -> bool:
     """Whether the model takes `option` = `value` in `mode` (Extend keeps only these)."""
     try:
