@@ -358,6 +358,8 @@ class Engine:
         req = quote.request
         if quote.reuse_inputs and req.parent_job_id is not None:
             return tuple(await self.store.inputs(req.parent_job_id))
+        if req.mode is Mode.REFERENCE and req.model not in models.MODELS:
+            catalog.check_references(quote.prompt, len(images))
         return await asyncio.to_thread(prepare_images, req.model, req.mode, images, quote.provider)
 
     @staticmethod

@@ -149,7 +149,8 @@ class Delivery(commands.Cog):
         """Attach the job's normalised pictures to its own status message; their CDN links.
 
         Discord's links expire (`ex=`) and show only the normalised copy (metadata stripped),
-        in the channel where the member asked. Without a status message, a new one is posted.
+        in the channel where the member asked. If the status message is not posted yet, it is
+        posted here (its nonce makes the launcher's own post return this one).
         """
         files = [
             discord.File(io.BytesIO(p.data), f"picture-{n}.{p.mime.split('/')[-1]}")
@@ -157,12 +158,11 @@ class Delivery(commands.Cog):
         ]
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         async with self._locks[job.id]:
-            if job.status_message_id is None:
-                message = await channel.send(
-                    f"Pictures for video #{job.id}", files=files, nonce=f"pictures-{job.id}"
-                )
+            fresh = await self.engine.job(job.id) or job
+            if fresh.status_message_id is None:  # submitted before the launcher posted it
+                message = await self._send_status(fresh, channel, files=files)
             else:
-                partial = channel.get_partial_message(job.status_message_id)
+                partial = channel.get_partial_message(fresh.status_message_id)
                 message = await partial.edit(attachments=files)
         links = [a.url for a in message.attachments]
         if len(links) != len(pictures):

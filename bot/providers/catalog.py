@@ -179,14 +179,18 @@ def _check_prompt(rules: ModelRules, request: VideoRequest) -> None:
             f"Your prompt is {len(prompt)} characters; the limit is {PROMPT_MAX}. "
             "Shorten it and try again."
         )
-    if request.mode is Mode.REFERENCE:
-        count = len(request.pictures)
-        for number in (int(n) for n in IMAGE_REF.findall(prompt)):
-            if not 1 <= number <= count:
-                raise InputError(
-                    f"Your prompt mentions @Image{number} but you gave {count} picture(s). "
-                    f"Refer to them as @Image1 to @Image{count}."
-                )
+    if request.mode is Mode.REFERENCE and request.pictures:  # else: once they are fetched
+        check_references(prompt, len(request.pictures))
+
+
+def check_references(prompt: str | None, count: int) -> None:
+    """@Image1…@ImageN in a reference prompt name pictures the member gave."""
+    for number in (int(n) for n in IMAGE_REF.findall(prompt or "")):
+        if not 1 <= number <= count:
+            raise InputError(
+                f"Your prompt mentions @Image{number} but you gave {count} picture(s). "
+                f"Refer to them as @Image1 to @Image{count}."
+            )
 
 
 def _check_option(rules: ModelRules, mode: Mode, option: Option, value: Any) -> None:
