@@ -65,7 +65,7 @@ async def _check_gateway_keys(settings: Settings) -> bool:
     """Each configured gateway key (GATEWAY_API_KEY, GEEKAI_API_KEY): one cheap call each."""
     async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
         zai = ZaiClient(http, settings.zai_base_url, settings.zai_api_key)
-        gateways = [p for p in build_providers(settings, http, zai)[1:]]
+        gateways = build_providers(settings, http, zai)[1:]  # Z.AI is checked above
         verdicts = await check_keys(gateways)
     ok = True
     for provider in gateways:

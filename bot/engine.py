@@ -792,13 +792,13 @@ class Engine:
                 await self._emit_job(JobEvent.FAILED, job.id)
 
     def _next_delay(self, job: Job, elapsed: float, state: TaskState) -> float:
-        """The schedule's delay, or the finish the provider's progress predicts when sooner
-        (never sooner than the schedule's spacing, so a fast bar costs no extra polls)."""
-        delay = self.schedule.next_delay(job.model, elapsed)
+        """The next poll at the finish the provider's progress predicts (within the schedule's
+        spacing and its longest gap), else the learned schedule's delay."""
         remaining = progress.remaining_seconds(elapsed, state.progress)
         if remaining is None:
-            return delay
-        return min(delay, max(remaining, self.schedule.policy.interval))
+            return self.schedule.next_delay(job.model, elapsed)
+        policy = self.schedule.policy
+        return min(max(remaining, policy.interval), policy.max_interval)
 
     def _report_progress(self, job: Job, percent: int | None) -> None:
         """Tell the front end a new progress figure, when the throttle says it is worth an edit."""

@@ -231,3 +231,26 @@ async def test_no_front_end_to_publish_refunds_clearly(db, http, fakes) -> None:
     assert final.error_code == "picture_link_unavailable" and final.refunded == 1
     assert "takes pictures only as links" in (final.error_message or "")
     assert w.newapi.submits == []
+
+
+async def test_progress_predicts_the_next_poll(db: Database) -> None:
+    """With progress, the next poll comes at the predicted finish, within the schedule's
+    spacing and its longest gap; without it, the learned schedule."""
+    from types import SimpleNamespace
+
+    from bot.provider import TaskState, TaskStatus
+    from bot.schedule import PollPolicy
+
+    policy = PollPolicy()
+    engine = Engine(JobStore(db), Credits(db, 10), None, policy=policy)  # type: ignore[arg-type]
+    job = SimpleNamespace(model="viduq3p-720p")
+
+    def at(progress: int | None) -> float:
+        state = TaskState(TaskStatus.PROCESSING, progress=progress)
+        return engine._next_delay(job, 30.0, state)  # type: ignore[arg-type]
+
+    assert at(None) == engine.schedule.next_delay("viduq3p-720p", 30.0)
+    assert at(75) == pytest.approx(10.0)  # 30 s for 75%: 10 s left, one poll then
+    assert at(97) == policy.interval  # nearly done: never sooner than the schedule's spacing
+    assert at(10) == policy.max_interval  # far from done: wait, but not past the longest gap
+    assert at(2) == engine.schedule.next_delay("viduq3p-720p", 30.0)  # too early to say
