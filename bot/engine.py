@@ -206,7 +206,7 @@ class Engine:
         self._progress: dict[int, int] = {}  # last progress figure per job in flight
         self.schedule = PollSchedule(policy or PollPolicy(), typical)
         self.listener: JobListener | None = None
-        self.halted_until = 0.0
+        self.halts: dict[str, float] = {}  # provider name -> until when it takes no work
         self.halt_reason: str | None = None
         self._wake = asyncio.Event()
         self._busy: set[int] = set()  # jobs with a submit or poll in flight
@@ -226,9 +226,9 @@ class Engine:
         The one place a request is judged: every entry point asks for a quote first, shows its
         cost if needed, then accepts exactly that quote.
         """
-        self._refuse_if_halted()
         req = request
         provider, prompt = self._route(req)
+        self._refuse_if_halted(provider.name)
         await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
         priced = req.options.given() | {PROVIDER_OPTION: provider.name.value}
         cost = await self.rules.cost(req.guild_id, req.model, priced)
@@ -437,9 +437,22 @@ class Engine:
             await self._emit_job(JobEvent.FAILED, job_id)
         return ended
 
-    def _refuse_if_halted(self) -> None:
+    @property
+    def halted_until(self) -> float:
+        """Until when Z.AI (the default provider) takes no new work."""
+        return self.halts.get(ProviderName.ZAI, 0.0)
+
+    @halted_until.setter
+    def halted_until(self, until: float) -> None:
+        self.halts[ProviderName.ZAI] = until
+
+    def _halted(self, provider: str) -> bool:
+        """True while a provider's account is blocked (balance, key): its jobs wait."""
+        return time.time() < self.halts.get(provider, 0.0)
+
+    def _refuse_if_halted(self, provider: str = ProviderName.ZAI) -> None:
         """Refuse new work plainly while the provider account is blocked."""
-        if time.time() < self.halted_until:
+        if self._halted(provider):
             raise QuotaError(
                 "The bot's video service account cannot take new work right now "
                 "(the moderators have been told). Nothing was charged; try again later."
@@ -583,8 +596,8 @@ class Engine:
         before), or the end of a halt; capped at 60 s."""
         now = time.time()
         at = await self.store.next_wake(since)
-        if self.halted_until > now:
-            at = min(at or self.halted_until, self.halted_until)
+        for until in (u for u in self.halts.values() if u > now):
+            at = min(at or until, until)
         if at is None:
             return 60.0
         return min(60.0, max(0.0, at - now))
@@ -592,13 +605,15 @@ class Engine:
     async def _fill_slots(self) -> int:
         """Submit queued jobs, fairly, while the provider has free slots; how many started."""
         now = time.time()
-        if now < self.halted_until:
+        if all(self._halted(name) for name in self.router.names()):
             return 0
         free = self.config.max_concurrent - await self.store.count_active()
         if free <= 0:
             return 0
         started = 0
         for job in await self.store.fair_queue(now, free):
+            if self._halted(job.provider):
+                continue  # its provider's account is blocked; other providers' jobs go on
             if job.id not in self._busy and await self.store.mark_submitting(job.id):
                 self._busy.add(job.id)
                 self._track(self._submits, spawn(self._submit(job), name=f"submit-job-{job.id}"))
@@ -706,7 +721,7 @@ class Engine:
             )
             return
         if exc.kind in (ProviderErrorKind.ACCOUNT, ProviderErrorKind.AUTH):
-            self._halt(job, exc)
+            self._halt(job, exc, job.provider)
         ambiguous = exc.kind is ProviderErrorKind.AMBIGUOUS
         log.warning("job %d submit failed: %s", job.id, exc)
         await self._end(job, exc.kind, "submit_unconfirmed" if ambiguous else exc.code, exc.message)
@@ -720,14 +735,15 @@ class Engine:
         log.warning("job %d moved from %s to %s (%s)", job.id, provider.name, nxt.name, exc)
         return True
 
-    def _halt(self, job: Job, exc: ProviderError) -> None:
-        """Stop submitting for a while and say so loudly: only an operator can fix this."""
-        already = time.time() < self.halted_until
-        self.halted_until = time.time() + self.config.halt_seconds
+    def _halt(self, job: Job, exc: ProviderError, provider: str = ProviderName.ZAI) -> None:
+        """Stop submitting to that provider for a while and say so loudly: only an operator can
+        fix this."""
+        already = self._halted(provider)
+        self.halts[provider] = time.time() + self.config.halt_seconds
         if already:  # tell moderators once per outage, not once per failing job
             return
-        self.halt_reason = f"{exc.kind.value}: {exc.message}"
-        log.critical("Z.AI refused work for the account (%s); submissions paused", exc)
+        self.halt_reason = f"{provider}: {exc.kind.value}: {exc.message}"
+        log.critical("%s refused work for the account (%s); submissions paused", provider, exc)
         self._emit(JobEvent.HALTED, job)
 
     async def _end(self, job: Job, kind: ProviderErrorKind, code: str, message: str) -> None:

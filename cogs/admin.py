@@ -18,7 +18,7 @@ from bot.engine import PROVIDER_OPTION
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
 from bot.providers import ProviderName, catalog
-from cogs.common import describe_options, safe_prompt, short, ts
+from cogs.common import PROVIDER_LABELS, describe_options, safe_prompt, short, ts
 from cogs.replies import report_error, say
 from storage.credits import day_key
 from storage.moderation import CostRule
@@ -560,9 +560,11 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
 
     async def on_provider_halted(self, job: Job, reason: str | None) -> None:
         """Tell each server's moderators once that the provider account refused work."""
+        provider = PROVIDER_LABELS.get(job.provider, job.provider)
         text = (
-            "⚠️ The Z.AI account behind this bot refused new work "
-            f"({short(reason or 'account problem', 200)}). New requests are paused and refunded; "
+            f"⚠️ The account at {provider} behind this bot refused new work "
+            f"({short(reason or 'account problem', 200)}). New requests to it are paused and "
+            "refunded; "
             "the bot operator must check the account (balance, key or limits)."
         )
         for guild_id, channel_id in await self.moderation.guilds_with_alerts():

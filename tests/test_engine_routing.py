@@ -254,3 +254,17 @@ async def test_progress_predicts_the_next_poll(db: Database) -> None:
     assert at(97) == policy.interval  # nearly done: never sooner than the schedule's spacing
     assert at(10) == policy.max_interval  # far from done: wait, but not past the longest gap
     assert at(2) == engine.schedule.next_delay("viduq3p-720p", 30.0)  # too early to say
+
+
+async def test_a_blocked_gateway_account_pauses_only_that_provider(off: World) -> None:
+    from bot.errors import QuotaError
+
+    off.newapi.script("submit", Fault.http(403, "insufficient_user_quota", "quota exhausted"))
+    failed = await off.ended(await off.ask("viduq3p-720p", Mode.TEXT))
+    assert failed.state is JobState.FAILED and failed.refunded == 1
+    [halted] = off.events.of(JobEvent.HALTED)
+    assert halted.provider == ProviderName.GATEWAY and "gateway" in (off.engine.halt_reason or "")
+    with pytest.raises(QuotaError):  # new gateway work is refused before anything is spent
+        await off.ask("viduq3t-540p", Mode.TEXT)
+    other = await off.ended(await off.ask("cogvideox-3", Mode.TEXT))  # Z.AI goes on
+    assert other.state is JobState.SUCCEEDED and other.provider == ProviderName.ZAI

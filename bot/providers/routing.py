@@ -96,6 +96,10 @@ class Router:
             names |= dict.fromkeys(provider.models)
         return list(names)
 
+    def names(self) -> list[ProviderName]:
+        """The configured providers' names, in routing order."""
+        return [p.name for p in self._providers]
+
     def get(self, name: ProviderName) -> RoutedProvider | None:
         """The configured provider of that name (None: its key is no longer set)."""
         return next((p for p in self._providers if p.name is name), None)
