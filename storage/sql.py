@@ -460,7 +460,7 @@ GROUP BY user_id ORDER BY jobs DESC, credits DESC LIMIT ?
 
 # --- metrics (computed when Prometheus scrapes; no counters to keep in step) -----------------
 
-METRICS_JOBS = "SELECT state, model, count(*) FROM jobs GROUP BY state, model"
+METRICS_JOBS = "SELECT state, model, provider, count(*) FROM jobs GROUP BY state, model, provider"
 
 METRICS_CREDITS_SPENT = f"""
 SELECT model, coalesce(sum(cost), 0) FROM jobs WHERE state = {DELIVERED} AND refunded = 0
