@@ -268,3 +268,11 @@ async def test_a_blocked_gateway_account_pauses_only_that_provider(off: World) -
         await off.ask("viduq3t-540p", Mode.TEXT)
     other = await off.ended(await off.ask("cogvideox-3", Mode.TEXT))  # Z.AI goes on
     assert other.state is JobState.SUCCEEDED and other.provider == ProviderName.ZAI
+
+
+async def test_extend_continues_a_gateway_video_in_its_family(on: World) -> None:
+    assert on.engine._extend_model("viduq3t-720p") == "viduq3t-720p"  # it animates pictures
+    assert on.engine._extend_model("viduq3p-mix-720p") == "viduq3p-540p"  # references only
+    assert on.engine._extend_model("cogvideox-flash") == "cogvideox-flash"
+    carried = on.engine._carry("viduq3p-540p", {"duration": 12, "aspect_ratio": "9:16"})
+    assert carried.duration == 12 and carried.aspect_ratio is None  # image videos follow the frame
