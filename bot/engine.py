@@ -104,6 +104,10 @@ class JobListener(Protocol):
         ...
 
 
+NO_PUBLISHER = (
+    "{model} takes pictures only as links, and this bot has no way to publish them. "
+    "Nothing was charged; pick another model."
+)
 NO_LINK = (
     "{model} takes pictures only as links, and the bot could not make one for yours. "
     "Your credit was refunded; try again, or pick a model of the bot's main service."
@@ -252,11 +256,7 @@ class Engine:
             and req.mode is not Mode.TEXT
             and self.listener is None
         ):
-            raise InputError(
-                NO_LINK.format(model=req.model).replace(
-                    "Your credit was refunded; try again, or", "Nothing was charged;"
-                )
-            )
+            raise InputError(NO_PUBLISHER.format(model=req.model))
         return provider, prompt
 
     def models_for(self, mode: Mode) -> list[str]:

@@ -232,3 +232,18 @@ def test_zai_format_checks_use_the_model_table(http: httpx.AsyncClient) -> None:
     with pytest.raises(InputError, match="5 or 10"):
         router.choose(VideoRequest("cogvideox-3", Mode.TEXT, "x", {"duration": 7}))
     assert router.choose(VideoRequest("cogvideox-2", Mode.TEXT, "x", {"fps": 60})).name == "zai"
+
+
+def test_zai_models_naming_an_unknown_model_is_one_settings_line() -> None:
+    from bot.settings import Settings, describe_errors
+
+    with pytest.raises(ValidationError) as caught:
+        Settings(
+            _env_file=None,
+            discord_token="t" * 10,
+            zai_api_key="k" * 10,
+            zai_models="cogvideox-3,nope",
+        )  # type: ignore[call-arg]
+    assert describe_errors(caught.value) == [
+        "ZAI_MODELS is invalid: Value error, no rules for nope in the Z.AI format"
+    ]

@@ -58,6 +58,15 @@ class ProviderSettings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
+    @field_validator("zai_models")
+    @classmethod
+    def _known_models(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if not ZaiFormatProvider.knows(name)]
+        if unknown:
+            raise ValueError(f"no rules for {', '.join(unknown)} in the Z.AI format")
+        return value
+
     @model_validator(mode="after")
     def _gateway_needs_url(self) -> ProviderSettings:
         if self.gateway_api_key is not None and not self.gateway_base_url:

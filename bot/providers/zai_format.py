@@ -51,12 +51,12 @@ class ZaiFormatProvider:
     def __init__(self, client: ZaiClient, offered: Iterable[str] = DEFAULT_MODELS) -> None:
         self._client = client
         self.models = tuple(offered)
-        unknown = [m for m in self.models if not self._known(m)]
+        unknown = [m for m in self.models if not self.knows(m)]
         if unknown:
             raise ValueError(f"ZAI_MODELS names models the bot has no rules for: {unknown}")
 
     @staticmethod
-    def _known(model: str) -> bool:
+    def knows(model: str) -> bool:
         """True when bot/models.py or the catalog has rules for `model` in this format."""
         return model in models.MODELS or (ProviderName.ZAI, model) in catalog.CATALOG
 
