@@ -215,3 +215,17 @@ async def test_reseller_cogvideox_2_goes_inline_through_the_zai_format(tmp_path:
         [body] = h.zai.submits
         assert body["model"] == "cogvideox-2" and body["image_url"].startswith("data:image/")
         assert geekai.submits == []
+
+
+async def test_the_status_message_shows_the_gateways_progress(gw: Gateways) -> None:
+    h = gw.h
+    gw.newapi.hold_all = True  # the task stays running, at the progress the fake reports
+    await ask(h, "viduq3p-540p", Mode.TEXT)
+    status = await eventually(
+        lambda: next((m for m in h.bot_messages() if "% done" in m.content), None),
+        what="the status edit with the progress",
+    )
+    assert "0% done" in status.content and "expected" in status.content
+    [task_id] = gw.newapi.tasks
+    gw.newapi.finish(task_id)
+    await h.result_for(h.alice)
