@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from bot.engine import Engine, EngineConfig
+from bot.providers.routing import Router, build_providers
 from bot.schedule import PollPolicy
 from bot.settings import Settings
 from bot.zai import DEFAULT_TIMEOUT
@@ -61,12 +62,13 @@ async def open_resources(
     http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=limits, follow_redirects=False)
     try:
         provider = ZaiMediaClient(http, settings.zai_base_url, settings.zai_api_key)
+        router = Router(build_providers(settings, http, provider), fallback=settings.fallback)
         credits = Credits(db, settings.quota_daily_credits)
         store = JobStore(db)
         config = engine_config(settings)
         deadline = settings.task_deadline_minutes * 60  # the floor of every task
         policy = replace(policy or PollPolicy(), deadline_floor=deadline)
-        engine = Engine(store, credits, provider, config, policy, media=provider)
+        engine = Engine(store, credits, provider, config, policy, media=provider, router=router)
         yield Resources(settings, db, http, engine)
     finally:
         await http.aclose()

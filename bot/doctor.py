@@ -9,6 +9,7 @@ import httpx
 from pydantic import ValidationError
 
 from bot.errors import ProviderError
+from bot.providers.routing import build_providers, check_keys
 from bot.settings import Settings, describe_errors
 from bot.zai import DEFAULT_TIMEOUT, ZaiClient
 from storage.db import Database
@@ -31,6 +32,7 @@ async def doctor() -> int:
     _say(True, "settings", "all required settings are present")
     ok = await _check_database(settings)
     ok = await _check_key(settings) and ok
+    ok = await _check_gateway_keys(settings) and ok
     ok = await _check_discord(settings) and ok
     return 0 if ok else 1
 
@@ -57,6 +59,21 @@ async def _check_key(settings: Settings) -> bool:
                 False, "Z.AI key", f"{exc.kind.value}: {exc.message} (at {settings.zai_base_url})"
             )
     return _say(True, "Z.AI key", f"accepted by {settings.zai_base_url}")
+
+
+async def _check_gateway_keys(settings: Settings) -> bool:
+    """Each configured gateway key (GATEWAY_API_KEY, GEEKAI_API_KEY): one cheap call each."""
+    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
+        zai = ZaiClient(http, settings.zai_base_url, settings.zai_api_key)
+        gateways = build_providers(settings, http, zai)[1:]  # Z.AI is checked above
+        verdicts = await check_keys(gateways)
+    ok = True
+    for provider in gateways:
+        problem = verdicts[provider.name]
+        what = f"{provider.name.value} key"
+        offered = ", ".join(provider.models)
+        ok = _say(problem is None, what, problem or f"accepted; offers {offered}") and ok
+    return ok
 
 
 class Permission(enum.IntFlag):

@@ -27,11 +27,23 @@ from bot.errors import (
     QuotaError,
 )
 from bot.failpoints import failpoint
-from bot.images import ImageInfo, fit_image, inspect_image, to_data_uri
+from bot.images import ImageInfo, fit_image, inspect_image
 from bot.models import Mode, VideoOptions
 from bot.moderation import ModeratorActions
 from bot.policy import Policy
 from bot.provider import MediaProvider, TaskState, TaskStatus, VideoProvider
+from bot.providers import (
+    Picture,
+    PictureTransport,
+    ProviderName,
+    RoutedProvider,
+    VideoRequest,
+    catalog,
+    progress,
+    with_links,
+)
+from bot.providers.routing import Router
+from bot.providers.zai_format import ZaiFormatProvider
 from bot.schedule import PollPolicy, PollSchedule
 from bot.tasks import spawn
 from bot.voice import SpeechAudio
@@ -50,6 +62,8 @@ TRANSCRIPT_MODE = "transcript"  # the job row of a priced transcription (never q
 HOTWORD_MAX = 50  # characters of one hotword
 # Jobs that are not videos, worded for members as what they are when they fail.
 _MEDIA_ACTIONS = {Mode.STILL.value: MediaAction.STILL, TRANSCRIPT_MODE: MediaAction.TRANSCRIBE}
+# The cost table's pseudo-option for a price per provider (`cost set model credits provider gateway`).
+PROVIDER_OPTION = "provider"
 
 
 class Origin(StrEnum):
@@ -100,6 +114,7 @@ class JobEvent(StrEnum):
     FAILED = "failed"
     HALTED = "halted"  # the provider account cannot take work (balance, auth): tell moderators
     PENDING_APPROVAL = "pending_approval"  # waiting for a moderator's decision
+    PROGRESS = "progress"  # the provider reported a new progress figure (throttled)
 
 
 class JobListener(Protocol):
@@ -108,6 +123,20 @@ class JobListener(Protocol):
     async def job_event(self, event: JobEvent, job: Job) -> None:
         """Called (in its own task) for every job event."""
         ...
+
+    async def publish_pictures(self, job: Job, pictures: Sequence[Picture]) -> Sequence[str]:
+        """Expiring http(s) links to a job's pictures, for a provider that takes URLs only."""
+        ...
+
+
+NO_PUBLISHER = (
+    "{model} takes pictures only as links, and this bot has no way to publish them. "
+    "Nothing was charged; pick another model."
+)
+NO_LINK = (
+    "{model} takes pictures only as links, and the bot could not make one for yours. "
+    "Your credit was refunded; try again, or pick a model of the bot's main service."
+)
 
 
 @dataclass(frozen=True)
@@ -136,6 +165,7 @@ class Quote:
     cost: int
     state: JobState  # where an accepted job starts: the queue, or the approval queue
     reuse_inputs: bool = False  # a re-roll: the parent job's stored pictures
+    provider: ProviderName = ProviderName.ZAI  # the first configured one offering the model
 
 
 @dataclass(frozen=True)
@@ -154,21 +184,29 @@ class EngineConfig:
     sweep_seconds: float = 3600.0  # between retention sweeps (pictures live ≤ this past retention)
 
 
-def prepare_images(model: str, mode: Mode, images: Sequence[bytes]) -> tuple[StoredImage, ...]:
+def prepare_images(
+    model: str, mode: Mode, images: Sequence[bytes], api: ProviderName = ProviderName.ZAI
+) -> tuple[StoredImage, ...]:
     """Inspect, check against the model's rules and fit under its byte limit (CPU-bound)."""
-    return prepare_pictures(model, mode, images)[0]
+    return prepare_pictures(model, mode, images, api)[0]
 
 
 def prepare_pictures(
-    model: str, mode: Mode, images: Sequence[bytes]
+    model: str, mode: Mode, images: Sequence[bytes], api: ProviderName = ProviderName.ZAI
 ) -> tuple[tuple[StoredImage, ...], bool]:
     """prepare_images, and whether an animation was reduced to its first frame."""
-    spec = models.get_spec(model)
     infos: list[ImageInfo] = [inspect_image(data) for data in images]
-    models.check_images(model, mode, infos)
+    if api is ProviderName.ZAI and model in models.MODELS:
+        spec = models.get_spec(model)
+        models.check_images(model, mode, infos)
+        max_bytes, formats = spec.max_image_bytes, spec.image_formats
+    else:  # a gateway model (or a reseller's): the catalog's rules at that API
+        rules = catalog.rules_for(api, model)
+        catalog.check_pictures(rules, mode, infos)
+        max_bytes, formats = rules.max_image_bytes, rules.image_formats
     stored = []
     for data in images:
-        fitted, mime = fit_image(data, max_bytes=spec.max_image_bytes, formats=spec.image_formats)
+        fitted, mime = fit_image(data, max_bytes=max_bytes, formats=formats)
         info = inspect_image(fitted)
         stored.append(StoredImage(mime, info.width, info.height, fitted))
     return tuple(stored), any(info.animated for info in infos)
@@ -186,6 +224,7 @@ class Engine:
         policy: PollPolicy | None = None,
         moderation: ModerationStore | None = None,
         media: MediaProvider | None = None,
+        router: Router | None = None,
     ) -> None:
         self.store = store
         self.media = media  # stills and speech; None: /image and spoken prompts are refused
@@ -194,12 +233,17 @@ class Engine:
         self.moderators: ModeratorActions = self.moderation  # what the Admin cog may use
         self.rules = Policy(self.moderation)
         self.provider = provider
+        # Without a router (tests, scripts) the one provider serves the seven Z.AI models.
+        self.router = router or Router([ZaiFormatProvider(provider)])  # type: ignore[arg-type]
         self.config = config or EngineConfig()
-        typical = {name: spec.typical_seconds for name, spec in models.MODELS.items()}
+        typical = {rules.name: rules.typical_seconds for rules in catalog.CATALOG.values()}
+        typical |= {name: spec.typical_seconds for name, spec in models.MODELS.items()}
         typical |= {name: m.typical_seconds for name, m in stills.STILL_MODELS.items()}
+        self._throttles: dict[int, progress.ProgressThrottle] = {}
+        self._progress: dict[int, int] = {}  # last progress figure per job in flight
         self.schedule = PollSchedule(policy or PollPolicy(), typical)
         self.listener: JobListener | None = None
-        self.halted_until = 0.0
+        self.halts: dict[str, float] = {}  # provider name -> until when it takes no work
         self.halt_reason: str | None = None
         self._wake = asyncio.Event()
         self._busy: set[int] = set()  # jobs with a submit or poll in flight
@@ -234,13 +278,17 @@ class Engine:
         The one place a request is judged: every entry point asks for a quote first, shows its
         cost if needed, then accepts exactly that quote.
         """
-        self._refuse_if_halted()
         prompt, req = self._checked(request)
+        # Stills and speech go to the media API (Z.AI's); videos to the first provider offering them.
+        provider = None if req.mode is Mode.STILL else self._route(req, prompt)
+        name = provider.name if provider is not None else ProviderName.ZAI
+        self._refuse_if_halted(name)
         await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
-        cost = await self.rules.cost(req.guild_id, req.model, req.options.given())
+        priced = req.options.given() | {PROVIDER_OPTION: name.value}
+        cost = await self.rules.cost(req.guild_id, req.model, priced)
         settings = await self.moderation.settings(req.guild_id)
         state = JobState.PENDING_APPROVAL if settings.approval_channel_id else JobState.QUEUED
-        quote = Quote(req, prompt, cost, state, reuse_inputs)
+        quote = Quote(req, prompt, cost, state, reuse_inputs, name)
         limits = await self._limits(req)
         await self._refusing(quote, self.store.check_admission(self._new_job(quote), **limits))
         return quote
@@ -249,13 +297,54 @@ class Engine:
     def _checked(req: JobRequest) -> tuple[str | None, JobRequest]:
         """The cleaned prompt and the request with a still's defaults filled in (InputError)."""
         if req.mode is not Mode.STILL:
-            return models.check_request(req.model, req.mode, req.prompt, req.options), req
+            if req.model in models.MODELS:  # its own wording for an invisible-only prompt
+                return models.check_request(req.model, req.mode, req.prompt, req.options), req
+            return models.clean_prompt(req.prompt), req  # the gateway's rules: at routing
         opts = req.options
         still = stills.validate_still(
             models.clean_prompt(req.prompt), req.model, opts.size, opts.quality
         )
         options = VideoOptions(quality=still.quality.value, size=still.size)
         return still.prompt, replace(req, model=still.model, options=options)
+
+    def _route(self, req: JobRequest, prompt: str | None) -> RoutedProvider:
+        """The provider for a request, its rules checked (InputError)."""
+        provider = self.router.choose(
+            VideoRequest(req.model, req.mode, prompt, req.options.given())
+        )
+        if (
+            provider.picture_transport is PictureTransport.URL
+            and req.mode is not Mode.TEXT
+            and self.listener is None
+        ):
+            raise InputError(NO_PUBLISHER.format(model=req.model))
+        return provider
+
+    def models_for(self, mode: Mode) -> list[str]:
+        """The models some configured provider offers in a mode (what the commands list)."""
+        return [m for m in self.router.models() if mode in self.modes_of(m)]
+
+    def modes_of(self, model: str) -> frozenset[Mode]:
+        """The modes of a model at the first configured provider offering it."""
+        providers = self.router.providers_for(model)
+        if not providers:
+            return frozenset()
+        if providers[0].name is ProviderName.ZAI and model in models.MODELS:
+            return models.get_spec(model).modes
+        return catalog.rules_for(providers[0].name, model).modes
+
+    def provider_of(self, model: str) -> ProviderName | None:
+        """Which provider a new request for `model` goes to."""
+        providers = self.router.providers_for(model)
+        return providers[0].name if providers else None
+
+    def routed_models(self) -> list[str]:
+        """Every video model the configured providers offer."""
+        return self.router.models()
+
+    def progress_of(self, job_id: int) -> int | None:
+        """The last progress figure (0-100) a provider reported for a job in flight."""
+        return self._progress.get(job_id)
 
     async def quote_again(self, job_id: int, user_id: int, origin: Origin) -> Quote:
         """Re-roll (same request and pictures) or Extend (an image job of the same family)."""
@@ -266,7 +355,7 @@ class Engine:
         with_pictures = job.mode not in (Mode.TEXT, Mode.STILL)
         if reroll and with_pictures and not await self.store.input_count(job.id):
             raise InputError(PICTURES_GONE)
-        model = job.model if reroll else models.extend_model(job.model)
+        model = job.model if reroll else self._extend_model(job.model)
         request = JobRequest(
             job.guild_id,
             job.channel_id,
@@ -274,12 +363,35 @@ class Engine:
             model,
             Mode(job.mode) if reroll else Mode.IMAGE,
             job.prompt,
-            VideoOptions(**job.options) if reroll else models.carry_options(model, job.options),
+            VideoOptions(**job.options) if reroll else self._carry(model, job.options),
             origin=origin,
             parent_job_id=job.id,
             upload_limit=job.upload_limit,
         )
         return await self.quote(request, reuse_inputs=reroll)
+
+    def _extend_model(self, model: str) -> str:
+        """The image model that continues a video of `model`: itself, else its family's."""
+        if model in models.MODELS:
+            return models.extend_model(model)
+        if Mode.IMAGE in self.modes_of(model):
+            return model
+        image_models = self.models_for(Mode.IMAGE)
+        same = [m for m in image_models if models.family(m) == models.family(model)]
+        return same[0] if same else models.DEFAULT_MODEL[Mode.IMAGE]
+
+    def _carry(self, model: str, options: dict[str, Any]) -> VideoOptions:
+        """The options of a job that the Extend model also accepts."""
+        if model in models.MODELS:
+            return models.carry_options(model, options)
+        provider = self.provider_of(model) or ProviderName.ZAI
+        rules = catalog.rules_for(provider, model)
+        kept = {
+            k: v
+            for k, v in options.items()
+            if catalog.accepts(rules, Mode.IMAGE, k, v) and k in VideoOptions.__dataclass_fields__
+        }
+        return VideoOptions(**kept)
 
     async def accept(self, quote: Quote, images: Sequence[bytes] = ()) -> Job:
         """Check the pictures, then reserve the quoted cost and queue the job in one transaction."""
@@ -320,7 +432,11 @@ class Engine:
         if quote.reuse_inputs:
             parent = await self.store.get(req.parent_job_id) if req.parent_job_id else None
             return (), parent is not None and parent.first_frame_only
-        return await asyncio.to_thread(prepare_pictures, req.model, req.mode, images)
+        if req.mode is Mode.REFERENCE and req.model not in models.MODELS:
+            catalog.check_references(quote.prompt, len(images))
+        return await asyncio.to_thread(
+            prepare_pictures, req.model, req.mode, images, quote.provider
+        )
 
     @staticmethod
     def _links_parent(quote: Quote) -> bool:
@@ -348,6 +464,7 @@ class Engine:
             state=quote.state,
             upload_limit=req.upload_limit,
             first_frame_only=first_frame_only,
+            provider=quote.provider.value,
         )
 
     async def _limits(self, req: JobRequest) -> dict[str, Any]:
@@ -463,9 +580,22 @@ class Engine:
                 await self._emit_job(JobEvent.FAILED, job.id)
         return ended
 
-    def _refuse_if_halted(self) -> None:
+    @property
+    def halted_until(self) -> float:
+        """Until when Z.AI (the default provider) takes no new work."""
+        return self.halts.get(ProviderName.ZAI, 0.0)
+
+    @halted_until.setter
+    def halted_until(self, until: float) -> None:
+        self.halts[ProviderName.ZAI] = until
+
+    def _halted(self, provider: str) -> bool:
+        """True while a provider's account is blocked (balance, key): its jobs wait."""
+        return time.time() < self.halts.get(provider, 0.0)
+
+    def _refuse_if_halted(self, provider: str = ProviderName.ZAI) -> None:
         """Refuse new work plainly while the provider account is blocked."""
-        if time.time() < self.halted_until:
+        if self._halted(provider):
             raise QuotaError(
                 "The bot's video service account cannot take new work right now "
                 "(the moderators have been told). Nothing was charged; try again later."
@@ -516,7 +646,7 @@ class Engine:
     async def offered_models(self, guild_id: int, mode: Mode) -> list[str]:
         """The models of a mode this server's moderators have not turned off, in table order."""
         rules = await self.moderation.model_rules(guild_id)
-        return [m for m in models.models_for(mode) if rules.get(m, True)]
+        return [m for m in self.models_for(mode) if rules.get(m, True)]
 
     async def add_hotword(self, guild_id: int, word: str, actor_id: int) -> str:
         """A moderator's speech-recognition hotword, within the seed's 100; the stored form."""
@@ -648,6 +778,10 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._events, return_exceptions=True)
 
+    def schedule_models(self) -> list[str]:
+        """Every model the poll schedule keeps a history for."""
+        return list(dict.fromkeys([*models.MODELS, *(r.name for r in catalog.CATALOG.values())]))
+
     def wake(self) -> None:
         """Make the scheduler look at the database now (a job arrived or a slot freed)."""
         self._fill_due = True
@@ -718,8 +852,8 @@ class Engine:
         before), or the end of a halt; capped at 60 s."""
         now = time.time()
         at = await self.store.next_wake(since)
-        if self.halted_until > now:
-            at = min(at or self.halted_until, self.halted_until)
+        for until in (u for u in self.halts.values() if u > now):
+            at = min(at or until, until)
         if at is None:
             return 60.0
         return min(60.0, max(0.0, at - now))
@@ -727,7 +861,7 @@ class Engine:
     async def _fill_slots(self) -> int:
         """Submit queued jobs, fairly, while the provider has free slots; how many started."""
         now = time.time()
-        if now < self.halted_until:
+        if all(self._halted(name) for name in self.router.names()):
             return 0
         # Jobs waiting for a submit slot hold a provider slot too (they are not marked yet).
         active = await self.store.count_active() + self._waiting_submits
@@ -736,6 +870,8 @@ class Engine:
             return 0
         started = 0
         for job in await self.store.fair_queue(now, free):
+            if self._halted(job.provider):
+                continue  # its provider's account is blocked; other providers' jobs go on
             if job.id not in self._busy:
                 self._busy.add(job.id)
                 self._waiting_submits += 1
@@ -795,14 +931,20 @@ class Engine:
     async def _send(self, job: Job) -> None:
         """The submit itself, for a job the store has just marked as submitting."""
         sending = False
+        provider = self.router.get(ProviderName(job.provider))
         try:
-            body = await self._body(job)
+            if provider is None:
+                raise _provider_off(job)
+            request = await self._request(job, provider)
+            body = await asyncio.to_thread(provider.build_body, request)
             failpoint("before_submit")
             sending = True
-            task_id = await self.provider.submit(body)
+            task_id = await provider.submit(body)
             failpoint("after_submit")
+        except NoLinkError:
+            await self._refuse_no_link(job)
         except ProviderError as exc:
-            await self._submit_failed(job, exc)
+            await self._submit_failed(job, exc, provider, sending=sending)
         except Exception as exc:  # a bug must not leave the job `submitting`, holding a slot
             log.exception("job %d: unexpected error in submit", job.id)
             await self._submit_failed(job, _internal_error(exc, sent=sending))
@@ -843,22 +985,52 @@ class Engine:
         result = await self.media.generate_still(request, models.provider_user_id(job.user_id))
         return _Still(f"still-{result.created or 0}", result.url)
 
-    async def _body(self, job: Job) -> dict[str, object]:
-        """The request body, images as data: URIs (Discord links expire; the provider may not reach them)."""
-        inputs = await self.store.inputs(job.id)
-        uris = await asyncio.to_thread(lambda: [to_data_uri(i.data, i.mime) for i in inputs])
-        return models.build_body(
+    def _neutral(self, job: Job, pictures: tuple[Picture, ...] = ()) -> VideoRequest:
+        """A job as the provider-neutral request the adapters build bodies from."""
+        return VideoRequest(
             job.model,
             Mode(job.mode),
             job.prompt,
-            VideoOptions(**job.options),
-            uris,
+            dict(job.options),
+            pictures,
             request_id=job.request_id,
             user_id=models.provider_user_id(job.user_id),
         )
 
-    async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
-        """Requeue what can be retried safely; end (and refund) the rest."""
+    async def _request(self, job: Job, provider: RoutedProvider) -> VideoRequest:
+        """The job with its stored pictures; links published first for a URL-only provider.
+
+        Z.AI takes the pictures inline (data: URIs: Discord links expire and the provider may
+        not reach them); the gateways take links only, so the front end publishes them.
+        """
+        inputs = await self.store.inputs(job.id)
+        pictures = tuple(Picture(i.data, i.mime) for i in inputs)
+        request = self._neutral(job, pictures)
+        if provider.picture_transport is not PictureTransport.URL or not pictures:
+            return request
+        return await with_links(request, provider, _FrontEndPublisher(self.listener, job))
+
+    async def _refuse_no_link(self, job: Job) -> None:
+        """A URL-only provider and no way to publish the pictures: refund, saying so."""
+        text = NO_LINK.format(model=job.model)
+        if await self.store.end(
+            job.id, JobState.FAILED, "picture_link_unavailable", text, refund=True
+        ):
+            log.warning("job %d: no link could be made for its pictures", job.id)
+            await self._emit_job(JobEvent.FAILED, job.id)
+
+    async def _submit_failed(
+        self,
+        job: Job,
+        exc: ProviderError,
+        provider: RoutedProvider | None = None,
+        *,
+        sending: bool = False,
+    ) -> None:
+        """Move a refused submit to the next provider (fallback on), requeue what can be
+        retried safely, end (and refund) the rest."""
+        if provider is not None and sending and await self._moved(job, exc, provider):
+            return
         retryable = exc.kind is ProviderErrorKind.RETRY
         if retryable and job.attempts + 1 < self.config.max_submit_attempts:
             at = time.time() + self.schedule.retry_delay(job.attempts + 1, exc.retry_after)
@@ -868,19 +1040,29 @@ class Engine:
             )
             return
         if exc.kind in (ProviderErrorKind.ACCOUNT, ProviderErrorKind.AUTH):
-            self._halt(job, exc)
+            self._halt(job, exc, job.provider)
         ambiguous = exc.kind is ProviderErrorKind.AMBIGUOUS
         log.warning("job %d submit failed: %s", job.id, exc)
         await self._end(job, exc.kind, "submit_unconfirmed" if ambiguous else exc.code, exc.message)
 
-    def _halt(self, job: Job, exc: ProviderError) -> None:
-        """Stop submitting for a while and say so loudly: only an operator can fix this."""
-        already = time.time() < self.halted_until
-        self.halted_until = time.time() + self.config.halt_seconds
+    async def _moved(self, job: Job, exc: ProviderError, provider: RoutedProvider) -> bool:
+        """PROVIDER_FALLBACK=on: a submit refused for balance, overload or an outage goes to the
+        next provider offering the model (never after an ambiguous one: no double task)."""
+        nxt = self.router.fallback_for(self._neutral(job), provider.name, exc)
+        if nxt is None or not await self.store.move(job.id, nxt.name.value, exc.code, exc.message):
+            return False
+        log.warning("job %d moved from %s to %s (%s)", job.id, provider.name, nxt.name, exc)
+        return True
+
+    def _halt(self, job: Job, exc: ProviderError, provider: str = ProviderName.ZAI) -> None:
+        """Stop submitting to that provider for a while and say so loudly: only an operator can
+        fix this."""
+        already = self._halted(provider)
+        self.halts[provider] = time.time() + self.config.halt_seconds
         if already:  # tell moderators once per outage, not once per failing job
             return
-        self.halt_reason = f"{exc.kind.value}: {exc.message}"
-        log.critical("Z.AI refused work for the account (%s); submissions paused", exc)
+        self.halt_reason = f"{provider}: {exc.kind.value}: {exc.message}"
+        log.critical("%s refused work for the account (%s); submissions paused", provider, exc)
         self._emit(JobEvent.HALTED, job)
 
     async def _end(self, job: Job, kind: ProviderErrorKind, code: str, message: str) -> None:
@@ -907,9 +1089,14 @@ class Engine:
         handed = False  # the job stays busy until the flusher has written its next poll time
         settled = False  # its next step is recorded (or it ended): no pass needed for it
         try:
+            provider = self.router.get(ProviderName(job.provider))
+            if provider is None:
+                await self._end(job, ProviderErrorKind.BAD_REQUEST, "provider_off", OFF_TEXT)
+                settled = True
+                return
             async with self._poll_slots:
                 sent = time.time()
-                state = await self.provider.get_task(job.task_id or "")
+                state = await provider.get_task(job.task_id or "")
             handed = await self._apply_poll(job, state, sent)
             settled = True
         except ProviderError as exc:
@@ -933,14 +1120,15 @@ class Engine:
         now = time.time()
         submitted = job.submitted_at or now
         if state.status is TaskStatus.PROCESSING:
-            at = self._due(
-                job, now + self.schedule.next_delay(job.model, now - submitted, job.options)
-            )
+            delay = self._next_delay(job, now - submitted, state)
+            at = self._due(job, now + delay)
             self._running.append((job.id, at, sent))
             if self._flusher is None:
                 self._flusher = spawn(self._flush_running(), name="engine-poll-writes")
+            self._report_progress(job, state.progress)
             return True
         if state.status is TaskStatus.SUCCESS:
+            self._forget_progress(job.id)
             if await self.store.mark_succeeded(job.id, state.video_url or "", state.cover_url):
                 # It finished after the last poll that found it running, before this answer.
                 lower = job.last_running_at - submitted if job.last_running_at else 0.0
@@ -952,6 +1140,7 @@ class Engine:
             else:  # the job ended meanwhile (e.g. timed out): its credit is back already
                 log.warning("job %d: the video came after the job ended; ignored", job.id)
         else:
+            self._forget_progress(job.id)
             reason = state.message or "generation failed"
             if await self.store.end(
                 job.id, JobState.FAILED, "generation_failed", reason, refund=True
@@ -977,6 +1166,24 @@ class Engine:
                 self._note_next(min(at for _, at, _ in batch))
         finally:
             self._flusher = None
+
+    def _next_delay(self, job: Job, elapsed: float, state: TaskState) -> float:
+        """The next poll at the finish the provider's progress predicts (within the schedule's
+        spacing and its longest gap), else the learned schedule's delay."""
+        remaining = progress.remaining_seconds(elapsed, state.progress)
+        if remaining is None:
+            return self.schedule.next_delay(job.model, elapsed, job.options)
+        policy = self.schedule.policy
+        return min(max(remaining, policy.interval), policy.max_interval)
+
+    def _report_progress(self, job: Job, percent: int | None) -> None:
+        """Tell the front end a new progress figure, when the throttle says it is worth an edit."""
+        if percent is None:
+            return
+        self._progress[job.id] = percent
+        throttle = self._throttles.setdefault(job.id, progress.ProgressThrottle())
+        if throttle.due(percent, time.monotonic()):
+            self._emit(JobEvent.PROGRESS, job)
 
     async def _poll_failed(self, job: Job, exc: ProviderError) -> None:
         """A poll that failed is tried again later: the task is still ours to collect."""
@@ -1055,6 +1262,11 @@ class Engine:
                 log.exception("retention sweep failed; trying again at the next interval")
             await asyncio.sleep(self.config.sweep_seconds)
 
+    def _forget_progress(self, job_id: int) -> None:
+        """The task ended: its progress figures are no longer needed."""
+        self._progress.pop(job_id, None)
+        self._throttles.pop(job_id, None)
+
     # --- events ---------------------------------------------------------------------------
 
     async def _emit_job(self, event: JobEvent, job_id: int) -> None:
@@ -1090,6 +1302,40 @@ def _not_cancellable(job: Job) -> str:
     if job.state is JobState.DELIVERED:
         return f"Video #{job.id} is already finished; its Delete button removes it."
     return f"Video #{job.id} has already ended ({job.state}); there is nothing to cancel."
+
+
+class NoLinkError(Exception):
+    """No expiring link could be made for a URL-only provider (no front end to publish)."""
+
+
+@dataclass(frozen=True)
+class _FrontEndPublisher:
+    """The engine asks the front end to publish a job's pictures (e.g. on its status message)."""
+
+    listener: JobListener | None
+    job: Job
+
+    async def publish(self, request: VideoRequest) -> Sequence[str]:
+        """One link per picture; NoLinkError when there is no front end, RETRY if it failed."""
+        publish = getattr(self.listener, "publish_pictures", None)
+        if publish is None:
+            raise NoLinkError
+        try:
+            return list(await publish(self.job, request.pictures))
+        except Exception as exc:  # Discord refused or timed out: nothing was sent yet
+            log.warning("job %d: could not publish its pictures: %r", self.job.id, exc)
+            raise ProviderError(
+                ProviderErrorKind.RETRY, "picture_link_failed", "could not publish the pictures"
+            ) from exc
+
+
+OFF_TEXT = "the provider of this job is no longer configured (its key was removed)"
+
+
+def _provider_off(job: Job) -> ProviderError:
+    """A job whose provider was switched off since it was queued (a restart without its key)."""
+    log.error("job %d: provider %s is not configured", job.id, job.provider)
+    return ProviderError(ProviderErrorKind.BAD_REQUEST, "provider_off", OFF_TEXT)
 
 
 def _internal_error(exc: Exception, *, sent: bool) -> ProviderError:

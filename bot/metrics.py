@@ -78,7 +78,7 @@ def provider_error(code: str) -> None:
 class Snapshot:
     """What the database said at the last scrape."""
 
-    jobs: list[tuple[str, str, int]] = field(default_factory=list)
+    jobs: list[tuple[str, str, str, int]] = field(default_factory=list)
     credits: list[tuple[str, int]] = field(default_factory=list)
     delivery_lag: tuple[list[int], int, float] = ([], 0, 0.0)
     polls: tuple[list[int], int, float] = ([], 0, 0.0)
@@ -94,7 +94,7 @@ class DatabaseCollector:
     async def refresh(self) -> None:
         """Read the figures (a few aggregate queries)."""
         snap = Snapshot()
-        snap.jobs = [(r[0], r[1], r[2]) for r in await self.db.fetchall(sql.METRICS_JOBS)]
+        snap.jobs = [(r[0], r[1], r[2], r[3]) for r in await self.db.fetchall(sql.METRICS_JOBS)]
         snap.credits = [(r[0], r[1]) for r in await self.db.fetchall(sql.METRICS_CREDITS_SPENT)]
         snap.delivery_lag = await self._histogram(sql.METRICS_DELIVERY_LAG, LAG_BUCKETS)
         snap.polls = await self._histogram(sql.METRICS_POLLS, POLL_BUCKETS)
@@ -117,10 +117,10 @@ class DatabaseCollector:
         jobs = GaugeMetricFamily(
             "videobot_jobs", "Jobs in the database by state", labels=["state", "model", "provider"]
         )
-        for state, model, count in snap.jobs:
-            jobs.add_metric([state, model, PROVIDER], count)
+        for state, model, provider, count in snap.jobs:
+            jobs.add_metric([state, model, provider], count)
         yield jobs
-        queued = sum(count for state, _, count in snap.jobs if state == "queued")
+        queued = sum(count for state, _, _, count in snap.jobs if state == "queued")
         yield GaugeMetricFamily("videobot_queue_depth", "Jobs waiting for a provider slot", queued)
         credits = CounterMetricFamily(
             "videobot_credits_spent", "Credits spent on delivered videos", labels=["model"]

@@ -287,12 +287,12 @@ OPTION_FIELDS: dict[str, str] = {
 
 # What each option does, as the slash commands describe it (Discord: at most 100 characters).
 OPTION_HELP = {
-    "model": "Which Z.AI model makes the video",
-    "quality": "cogvideox-3: speed (faster) or quality (better)",
+    "model": "Which model makes the video (type to see the ones on offer)",
+    "quality": "CogVideoX models: speed (faster) or quality (better)",
     "audio": "Add AI sound effects or music",
     "size": "Resolution (each model supports its own sizes)",
     "duration": "Length in seconds (each model supports its own)",
-    "fps": "cogvideox-3 frame rate",
+    "fps": "CogVideoX models: frame rate",
     "style": "viduq1-text: general or anime",
     "aspect_ratio": "Vidu text and reference: 16:9, 9:16 or 1:1",
     "movement": "Vidu: how much things move",

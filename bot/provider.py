@@ -29,6 +29,7 @@ class TaskState:
     video_url: str | None = None
     cover_url: str | None = None
     message: str | None = None
+    progress: int | None = None  # 0-100 where the provider reports it (gateways do, Z.AI not)
 
 
 class VideoProvider(Protocol):

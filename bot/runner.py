@@ -48,8 +48,7 @@ async def run(settings: Settings, policy: PollPolicy | None = None) -> None:
     `policy` replaces the poll schedule's tuning (the crash tests run the real process with
     its times scaled down); production always uses the default.
     """
-    secrets = [settings.discord_token.get_secret_value(), settings.zai_api_key.get_secret_value()]
-    setup_logging(settings.log_level, secrets, settings.log_format)
+    setup_logging(settings.log_level, settings.secrets(), settings.log_format)
     configure_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     terminate = _Terminate()
     task = asyncio.current_task()

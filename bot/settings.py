@@ -6,8 +6,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from bot.providers.routing import Fallback, ProviderSettings
 from storage.retention import RetentionPolicy
 
 
@@ -28,8 +29,12 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
-class Settings(BaseSettings):
-    """Operator settings; secrets are `SecretStr` so they never print."""
+class Settings(ProviderSettings):
+    """Operator settings; secrets are `SecretStr` so they never print.
+
+    The provider settings (GATEWAY_*, GEEKAI_*, ZAI_MODELS, PROVIDER_FALLBACK) come from
+    `ProviderSettings`: a provider is on when its key is set.
+    """
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -89,6 +94,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def fallback(self) -> bool:
+        """PROVIDER_FALLBACK=on."""
+        return self.provider_fallback is Fallback.ON
+
+    def secrets(self) -> list[str]:
+        """Every configured secret, for the log filter."""
+        keys = [self.discord_token, self.zai_api_key, self.gateway_api_key, self.geekai_api_key]
+        return [key.get_secret_value() for key in keys if key is not None]
 
     @property
     def database_path(self) -> Path:

@@ -14,9 +14,20 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import models
+from bot.engine import PROVIDER_OPTION
 from bot.errors import InputError, NotAllowedError
 from bot.moderation import ModeratorActions
-from cogs.common import describe_options, inert, jump_url, noun, safe_prompt, short, ts
+from bot.providers import ProviderName, catalog
+from cogs.common import (
+    PROVIDER_LABELS,
+    describe_options,
+    inert,
+    jump_url,
+    noun,
+    safe_prompt,
+    short,
+    ts,
+)
 from cogs.replies import report_error, say
 from storage.credits import day_key
 from storage.moderation import CostRule
@@ -29,9 +40,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Choice = app_commands.Choice
-# Every model, speech recognition included (turning it off turns spoken prompts off).
-MODEL_CHOICES = [Choice(name=m, value=m) for m in models.priced_names()]
-OPTION_CHOICES = [Choice(name=o, value=o) for o in models.OPTION_FIELDS]
+# Every model the bot has rules for: the model table (videos, stills, speech recognition, whose
+# switch turns spoken prompts off) and the provider catalog.
+KNOWN_MODELS = list(dict.fromkeys([*models.priced_names(), *catalog.known_models()]))
+MODEL_CHOICES = [Choice(name=m, value=m) for m in KNOWN_MODELS][:25]
+OPTION_CHOICES = [Choice(name=o, value=o) for o in (*models.OPTION_FIELDS, PROVIDER_OPTION)]
 Credits = app_commands.Range[int, 0, 10_000]
 NEED_MANAGE = "You need the Manage Server permission to use this."
 
@@ -252,7 +265,12 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             if value is not None:
                 raise InputError("Pick the option that `value` belongs to, or leave `value` out.")
             return ""
-        allowed = models.allowed_values(model, option)
+        if option == PROVIDER_OPTION:
+            allowed: tuple[object, ...] | None = tuple(p.value for p in ProviderName)
+        elif model in catalog.known_models() and model not in models.MODELS:
+            allowed = catalog.allowed_values(model, option)  # a gateway's model
+        else:
+            allowed = models.allowed_values(model, option)  # videos, stills, speech
         if allowed is None:
             raise InputError(f"{model} has no `{option}` option.")
         names = {str(v).lower(): str(v) for v in allowed}
@@ -506,7 +524,8 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def model_list(self, interaction: discord.Interaction) -> None:
         """Model rules."""
         rules = await self.moderation.model_rules(interaction.guild_id or 0)
-        lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in models.priced_names()]
+        offered = list(dict.fromkeys([*self.engine.routed_models(), *models.priced_names()]))
+        lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in offered]
         await say(interaction, "\n".join(lines))
 
     # --- seeing what happened -------------------------------------------------------------
@@ -626,9 +645,11 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
 
     async def on_provider_halted(self, job: Job, reason: str | None) -> None:
         """Tell each server's moderators once that the provider account refused work."""
+        provider = PROVIDER_LABELS.get(job.provider, job.provider)
         text = (
-            "⚠️ The Z.AI account behind this bot refused new work "
-            f"({inert(reason or 'account problem', 200)}). New requests are paused and refunded; "
+            f"⚠️ The account at {provider} behind this bot refused new work "
+            f"({inert(reason or 'account problem', 200)}). New requests to it are paused and "
+            "refunded; "
             "the bot operator must check the account (balance, key or limits)."
         )
         for guild_id, channel_id in await self.moderation.guilds_with_alerts():

@@ -13,6 +13,7 @@ from bot.errors import InputError
 from bot.images import format_size
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_bytes
 from bot.models import Mode
+from bot.providers import ProviderName
 from bot.settings import Settings
 from storage.rows import Job
 from storage.states import JobState
@@ -150,6 +151,19 @@ def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
     return [a for a in message.attachments if (a.content_type or "").startswith("audio/")]
 
 
+# How members see each provider (the API format that holds the task).
+PROVIDER_LABELS: dict[str, str] = {
+    ProviderName.ZAI: "Z.AI",
+    ProviderName.GATEWAY: "the video gateway",
+    ProviderName.GEEKAI: "GeekAI",
+}
+
+
+def provider_label(job: Job) -> str:
+    """The provider that makes (or made) a job, in words."""
+    return PROVIDER_LABELS.get(job.provider, job.provider)
+
+
 def result_embed(job: Job) -> discord.Embed:
     """Prompt, model, settings and time taken of a finished job."""
     embed = discord.Embed(
@@ -158,6 +172,7 @@ def result_embed(job: Job) -> discord.Embed:
     )
     embed.add_field(name="Model", value=f"{job.model} ({job.mode})")
     embed.add_field(name="Settings", value=short(describe_options(job), 1024))
+    embed.add_field(name="Made by", value=provider_label(job))
     if job.finished_at:
         embed.add_field(name="Time taken", value=duration_text(job.finished_at - job.created_at))
     embed.timestamp = dt.datetime.fromtimestamp(job.finished_at or job.created_at, tz=dt.UTC)

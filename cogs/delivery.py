@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import logging
 import shutil
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,6 +24,8 @@ from bot.failpoints import failpoint
 from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
 from bot.models import Mode
+from bot.providers import Picture
+from bot.providers.progress import remaining_seconds
 from bot.tasks import spawn
 from cogs.buttons import result_view, status_view
 from cogs.common import (
@@ -80,16 +84,26 @@ class Undeliverable(Exception):
     """The video cannot be posted anywhere; the reason goes to /jobs."""
 
 
-def status_text(job: Job, *, position: int | None, expected: float) -> str:
+def status_text(
+    job: Job, *, position: int | None, expected: float, progress: int | None = None
+) -> str:
     """The status line of a job in each state."""
     head = f"<@{job.user_id}>'s {noun(job)} #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
+    body = _status_body(job, position, expected, progress)
     note = f"\n{FIRST_FRAME_NOTE}" if job.first_frame_only else ""
-    return (
-        head + _status_body(job, position, expected) + note + f"\n> {safe_prompt(job.prompt, 200)}"
-    )
+    return head + body + note + f"\n> {safe_prompt(job.prompt, 200)}"
 
 
-def _status_body(job: Job, position: int | None, expected: float) -> str:
+def _generating(job: Job, expected: float, progress: int | None) -> str:
+    """Started when, expected when; the provider's progress and its prediction where known."""
+    started = job.submitted_at or time.time()
+    remaining = remaining_seconds(time.time() - started, progress)
+    finish = time.time() + remaining if remaining is not None else started + expected
+    done = f"{progress}% done, " if progress is not None else ""
+    return f"generating — {done}started {ts(started)}, expected {ts(finish)}."
+
+
+def _status_body(job: Job, position: int | None, expected: float, progress: int | None) -> str:
     """What the status line says after the icon."""
     state = job.state
     if state is S.PENDING_APPROVAL:
@@ -97,8 +111,7 @@ def _status_body(job: Job, position: int | None, expected: float) -> str:
     if state is S.QUEUED:
         return f"queued, position {position or 1}."
     if state in AT_PROVIDER:
-        started = job.submitted_at or time.time()
-        return f"generating — started {ts(started)}, expected {ts(started + expected)}."
+        return _generating(job, expected, progress)
     if state is S.SUCCEEDED:
         return "finished, uploading…"
     if state is S.DELIVERED and job.result_message_id:
@@ -148,6 +161,32 @@ class Delivery(commands.Cog):
             await moderators.on_job_withdrawn(job)
         if event in (JobEvent.STARTED, JobEvent.FAILED, JobEvent.FINISHED):
             await self._refresh_queue()
+
+    # --- pictures for providers that take links only ---------------------------------------
+
+    async def publish_pictures(self, job: Job, pictures: Sequence[Picture]) -> list[str]:
+        """Attach the job's normalised pictures to its own status message; their CDN links.
+
+        Discord's links expire (`ex=`) and show only the normalised copy (metadata stripped),
+        in the channel where the member asked. If the status message is not posted yet, it is
+        posted here (its nonce makes the launcher's own post return this one).
+        """
+        files = [
+            discord.File(io.BytesIO(p.data), f"picture-{n}.{p.mime.split('/')[-1]}")
+            for n, p in enumerate(pictures, start=1)
+        ]
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        async with self._locks[job.id]:
+            fresh = await self.engine.job(job.id) or job
+            if fresh.status_message_id is None:  # submitted before the launcher posted it
+                message = await self._send_status(fresh, channel, files=files)
+            else:
+                partial = channel.get_partial_message(fresh.status_message_id)
+                message = await partial.edit(attachments=files)
+        links = [a.url for a in message.attachments]
+        if len(links) != len(pictures):
+            raise RuntimeError(f"Discord kept {len(links)} of {len(pictures)} pictures")
+        return links
 
     # --- status messages ------------------------------------------------------------------
 
@@ -237,7 +276,8 @@ class Delivery(commands.Cog):
         """The status text with the live queue position and expected time."""
         position = await self.engine.queue_position(job.id) if job.state is S.QUEUED else None
         expected = self.engine.expected_seconds(job.model, job.options)
-        return status_text(job, position=position, expected=expected)
+        progress = self.engine.progress_of(job.id)
+        return status_text(job, position=position, expected=expected, progress=progress)
 
     async def _refresh_queue(self) -> None:
         """Queue positions moved: refresh the status of the jobs next in line (throttled).

@@ -23,6 +23,7 @@ from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
 from bot.models import DEFAULT_MODEL, OPTION_HELP, Mode, VideoOptions
+from bot.providers import Option, catalog
 from cogs.buttons import CancelButton, JobButton
 from cogs.common import (
     IMAGE_SUFFIXES,
@@ -36,6 +37,7 @@ from cogs.common import (
     jump_url,
     noun,
     only,
+    provider_label,
     safe_prompt,
     short,
     ts,
@@ -69,12 +71,19 @@ def _label(option: str, value: Any) -> str:
 
 
 def choices(mode: Mode, option: str) -> list[Choice[Any]]:
-    """Every value any model of the mode accepts for an option in that mode (the model table)."""
+    """Every value any model of the mode accepts for an option (the model table and the
+    provider catalog; each model's own rules are checked when a request is quoted)."""
     values: list[Any] = []
     for model in models.models_for(mode):
         for value in models.allowed_values(model, option, mode) or ():
             if value not in values:
                 values.append(value)
+    for rules in catalog.CATALOG.values():
+        allowed = rules.options.get(Option(option)) if mode in rules.modes else None
+        if isinstance(allowed, tuple):  # enumerated values (not a seed range or free text)
+            values += [v for v in allowed if v not in values]
+    if option in ("duration", "fps"):
+        values.sort()
     return [Choice(name=_label(option, v), value=v) for v in values][:25]
 
 
@@ -84,7 +93,10 @@ FRAMES_OPTIONS = ("audio", "size", "duration", "fps", "movement")
 
 
 def check_frame_count(model: str, count: int) -> None:
-    """Refuse a missing last frame for a model that needs two, naming the ones that do not."""
+    """Refuse a missing last frame for a model that needs two, naming the ones that do not
+    (a gateway model's picture count is checked by its provider's rules when quoted)."""
+    if model not in models.MODELS:
+        return
     low, _ = models.image_count(model, Mode.FRAMES)
     if count >= low:
         return
@@ -95,9 +107,10 @@ def check_frame_count(model: str, count: int) -> None:
     )
 
 
-def model_choices(mode: Mode) -> list[Choice[str]]:
-    """The models that offer a mode."""
-    return [Choice(name=name, value=name) for name in models.models_for(mode)]
+def model_matches(offered: Sequence[str], current: str) -> list[Choice[str]]:
+    """Autocomplete: the models on offer in a mode whose name contains what was typed."""
+    typed = current.strip().lower()
+    return [Choice(name=m, value=m) for m in offered if typed in m.lower()][:25]
 
 
 def _one_line(text: str) -> str:
@@ -308,7 +321,6 @@ class Video(commands.Cog):
         **OPTION_HELP,
     )
     @app_commands.choices(
-        model=model_choices(Mode.TEXT),
         **{
             o: choices(Mode.TEXT, o)
             for o in ("quality", "size", "duration", "fps", "style", "aspect_ratio", "movement")
@@ -356,7 +368,6 @@ class Video(commands.Cog):
         **{k: v for k, v in OPTION_HELP.items() if k not in ("style", "aspect_ratio")},
     )
     @app_commands.choices(
-        model=model_choices(Mode.IMAGE),
         **{o: choices(Mode.IMAGE, o) for o in ("quality", "size", "duration", "fps", "movement")},
     )
     async def image(
@@ -386,7 +397,6 @@ class Video(commands.Cog):
         **{k: v for k, v in OPTION_HELP.items() if k in FRAMES_OPTIONS + ("model",)},
     )
     @app_commands.choices(
-        model=model_choices(Mode.FRAMES),
         **{o: choices(Mode.FRAMES, o) for o in ("size", "duration", "fps", "movement")},
     )
     async def frames(
@@ -422,7 +432,6 @@ class Video(commands.Cog):
         audio=OPTION_HELP["audio"],
     )
     @app_commands.choices(
-        model=model_choices(Mode.REFERENCE),
         aspect_ratio=choices(Mode.REFERENCE, "aspect_ratio"),
         movement=choices(Mode.REFERENCE, "movement"),
     )
@@ -473,6 +482,28 @@ class Video(commands.Cog):
             interaction, f"Video #{job.id} was cancelled; your {job.cost} credit(s) were refunded."
         )
 
+    # --- model autocomplete: the models of the configured providers -----------------------
+
+    @text.autocomplete("model")
+    async def _text_models(self, _: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Models that make videos from text."""
+        return model_matches(self.engine.models_for(Mode.TEXT), current)
+
+    @image.autocomplete("model")
+    async def _image_models(self, _: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Models that animate a picture."""
+        return model_matches(self.engine.models_for(Mode.IMAGE), current)
+
+    @frames.autocomplete("model")
+    async def _frames_models(self, _: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Models that go from a first to a last frame."""
+        return model_matches(self.engine.models_for(Mode.FRAMES), current)
+
+    @reference.autocomplete("model")
+    async def _reference_models(self, _: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Models that keep the subjects of reference pictures."""
+        return model_matches(self.engine.models_for(Mode.REFERENCE), current)
+
     @app_commands.command(name="quota", description="Your video credits left today")
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction) -> None:
@@ -503,7 +534,8 @@ class Video(commands.Cog):
     def _job_line(job: Job) -> str:
         """One line of /jobs."""
         icon = STATE_ICONS.get(job.state, "•")
-        line = f"{icon} **#{job.id}** {job.model} · {job.state} · {ts(job.created_at)}"
+        made = f"{job.model} via {provider_label(job)}"
+        line = f"{icon} **#{job.id}** {made} · {job.state} · {ts(job.created_at)}"
         if job.result_message_id:
             line += f" · [video]({jump_url(job.guild_id, job.channel_id, job.result_message_id)})"
         elif job.error_message and job.state in ENDED_BADLY:
@@ -594,7 +626,8 @@ class Video(commands.Cog):
     def _details(job: Job) -> str:
         """Everything about a job, privately."""
         return (
-            f"**{noun(job).title()} #{job.id}** by <@{job.user_id}>\nModel: {job.model} ({job.mode})\n"
+            f"**{noun(job).title()} #{job.id}** by <@{job.user_id}>\n"
+            f"Model: {job.model} ({job.mode}) via {provider_label(job)}\n"
             f"Settings: {describe_options(job)}\nCost: {job.cost} credit(s)\nState: {job.state}\n"
             f"Requested {ts(job.created_at)}\nPrompt: {safe_prompt(job.prompt, 1500)}"
         )

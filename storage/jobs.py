@@ -168,6 +168,11 @@ class JobStore:
         params = (at, code, message[:500], time.time(), job_id)
         return await self.db.execute(sql.MARK_REQUEUED, params) == 1
 
+    async def move(self, job_id: int, provider: str, code: str, message: str) -> bool:
+        """submitting → queued at another provider, for a submit the first one surely refused."""
+        params = (provider, time.time(), code, message[:500], time.time(), job_id)
+        return await self.db.execute(sql.MARK_MOVED, params) == 1
+
     async def mark_polled(self, job_id: int, next_poll_at: float) -> bool:
         """Count a poll that failed: poll again at `next_poll_at`."""
         return await self.db.execute(sql.MARK_POLLED, (next_poll_at, time.time(), job_id)) == 1

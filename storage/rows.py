@@ -27,6 +27,7 @@ class NewJob:
     state: JobState = JobState.QUEUED
     upload_limit: int | None = None  # bytes the requesting channel accepts, when known
     first_frame_only: bool = False  # an animated picture was reduced to its first frame
+    provider: str = "zai"  # the API format that holds the task (bot.providers.ProviderName)
 
 
 @dataclass(frozen=True, kw_only=True)

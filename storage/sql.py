@@ -214,6 +214,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_by_parent ON jobs (parent_job_id);
     CREATE INDEX jobs_ended ON jobs (updated_at) WHERE state IN {FINAL_IN};
     """,  # noqa: S608 (enum values)
+    # 7: the provider that holds (or will hold) each job's task (issue 13); older jobs are Z.AI's.
+    """
+    ALTER TABLE jobs ADD COLUMN provider TEXT NOT NULL DEFAULT 'zai';
+    """,
 ]
 
 PRAGMAS = (
@@ -374,6 +378,13 @@ WHERE id = ? AND state = {SUBMITTING}
 MARK_REQUEUED = f"""
 UPDATE jobs SET state = {QUEUED}, next_attempt_at = ?, error_code = ?, error_message = ?,
        updated_at = ?
+WHERE id = ? AND state = {SUBMITTING}
+"""  # noqa: S608 (enum values)
+
+# A submit refused for balance, overload or an outage moves to the next provider (fallback).
+MARK_MOVED = f"""
+UPDATE jobs SET state = {QUEUED}, provider = ?, next_attempt_at = ?, error_code = ?,
+       error_message = ?, updated_at = ?
 WHERE id = ? AND state = {SUBMITTING}
 """  # noqa: S608 (enum values)
 
@@ -573,7 +584,7 @@ GROUP BY user_id ORDER BY jobs DESC, credits DESC LIMIT ?
 
 # --- metrics (computed when Prometheus scrapes; no counters to keep in step) -----------------
 
-METRICS_JOBS = "SELECT state, model, count(*) FROM jobs GROUP BY state, model"
+METRICS_JOBS = "SELECT state, model, provider, count(*) FROM jobs GROUP BY state, model, provider"
 
 METRICS_CREDITS_SPENT = f"""
 SELECT model, coalesce(sum(cost), 0) FROM jobs WHERE state = {DELIVERED} AND refunded = 0

@@ -125,10 +125,15 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def harness(
-    tmp_path: Path, *, zai: dict[str, Any] | None = None, dev_guild: bool = False, **settings: Any
+    tmp_path: Path,
+    *,
+    zai: dict[str, Any] | None = None,
+    dev_guild: bool = False,
+    zai_fake: type[FakeZai] = FakeZai,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
-    """Fakes up, bot started; everything closed after."""
-    async with FakeDiscord() as fake_discord, FakeZai(**(zai or {})) as fake_zai:
+    """Fakes up, bot started; everything closed after (`zai_fake`: e.g. the reseller)."""
+    async with FakeDiscord() as fake_discord, zai_fake(**(zai or {})) as fake_zai:
         alice, bob, mod = (fake_discord.add_user(n) for n in ("alice", "bob", "mod"))
         guild = fake_discord.add_guild(
             name="Test",

@@ -115,3 +115,35 @@ async def test_metrics_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         code, _, err = await run_bot([], tmp_path, env)
     assert code == 1 and "Traceback" not in err
     assert f"error: cannot serve metrics on 127.0.0.1:{port}" in err and "METRICS_PORT" in err
+
+
+async def test_doctor_checks_each_configured_gateway_key(tmp_path: Path) -> None:
+    from tests.fakes.geekai import FakeGeekai
+    from tests.fakes.newapi import FakeNewApi
+
+    async with (
+        FakeZai() as fake,
+        FakeDiscord() as discord,
+        FakeNewApi() as gateway,
+        FakeGeekai() as geekai,
+    ):
+        env = {
+            "DISCORD_TOKEN": discord.token,
+            "DISCORD_API_BASE": discord.api_base,
+            "ZAI_BASE_URL": fake.base_url,
+            "ZAI_API_KEY": fake.api_key,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'bot.db'}",
+            "GATEWAY_BASE_URL": gateway.base_url,
+            "GATEWAY_API_KEY": gateway.api_key,
+            "GEEKAI_BASE_URL": geekai.base_url,
+        }
+        only_z = await run_bot(["doctor"], tmp_path, {**env, "GATEWAY_API_KEY": ""})
+        good = await run_bot(["doctor"], tmp_path, {**env, "GEEKAI_API_KEY": geekai.api_key})
+        bad = await run_bot(["doctor"], tmp_path, {**env, "GEEKAI_API_KEY": "refused-geek-9"})
+    assert only_z[0] == 0 and "gateway key" not in only_z[1] and "geekai key" not in only_z[1]
+    assert good[0] == 0, good
+    assert "[ok] gateway key: accepted; offers viduq3p-540p" in good[1]
+    assert "[ok] geekai key: accepted" in good[1]
+    assert bad[0] != 0 and "[FAIL] geekai key: GEEKAI_API_KEY: auth" in bad[1]
+    assert "[ok] gateway key" in bad[1]
+    assert "refused-geek-9" not in bad[1] + bad[2]
