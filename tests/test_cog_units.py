@@ -11,7 +11,7 @@ import pytest
 
 from cogs.admin import _model_lines, _user_lines, approval_view
 from cogs.buttons import result_view
-from cogs.common import STATE_ICONS, duration_text, safe_prompt, short
+from cogs.common import STATE_ICONS, duration_text, jump_url, safe_prompt, short
 from cogs.delivery import _channel_reason, _dm_reason, _files, status_text
 from storage.rows import Job
 from storage.states import ENDED_BADLY, JobState
@@ -56,7 +56,7 @@ def test_every_state_has_an_icon() -> None:
         ({"state": JobState.SUCCEEDED}, "📦 finished, uploading…"),
         (
             {"state": JobState.DELIVERED, "result_message_id": 9},
-            "✅ done: https://discord.com/channels/1/2/9",
+            f"✅ done: {jump_url(1, 2, 9)}",
         ),
         ({"state": JobState.DELIVERED}, "✅ done (sent by direct message)."),
         ({"state": JobState.FAILED, "error_message": "boom"}, "❌ boom"),

@@ -12,6 +12,7 @@ from bot.errors import InputError, ProviderError, ProviderErrorKind
 from bot.models import Mode
 from bot.provider import TaskStatus
 from bot.providers import Picture, ProviderName, VideoRequest
+from bot.providers.geekai import DEFAULT_BASE_URL as GEEKAI_DEFAULT_BASE_URL
 from bot.providers.geekai import GeekaiClient
 from bot.providers.routing import (
     Fallback,
@@ -53,7 +54,7 @@ def settings(**values: object) -> ProviderSettings:
 def test_settings_defaults() -> None:
     s = settings()
     assert s.gateway_api_key is None and s.geekai_api_key is None
-    assert s.geekai_base_url == "https://geekai.co/api/v1"
+    assert s.geekai_base_url == GEEKAI_DEFAULT_BASE_URL
     assert s.zai_model_names == list(DEFAULT_MODELS) and len(DEFAULT_MODELS) == 7
     assert s.provider_fallback is Fallback.OFF
 
