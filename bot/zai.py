@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -59,7 +60,7 @@ def error_from_response(response: httpx.Response) -> ProviderError:
         code,
         message,
         status=response.status_code,
-        retry_after=_retry_after(response),
+        retry_after=retry_after(response),
     )
 
 
@@ -86,7 +87,7 @@ def _error_body(response: httpx.Response) -> tuple[str, str]:
     return code, message
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
     """Retry-After in seconds, if given as a number."""
     value = response.headers.get("retry-after")
     try:
@@ -163,15 +164,16 @@ class ZaiClient:
 
     async def check_key(self) -> None:
         """Poll a task id that cannot exist: a refused key answers 401, a good one 'not found'."""
-        try:
-            await self.get_task("doctor-key-check")
-        except ProviderError as exc:
-            if exc.kind in (
-                ProviderErrorKind.AUTH,
-                ProviderErrorKind.ACCOUNT,
-                ProviderErrorKind.RETRY,
-            ):
-                raise
+        await probe_key(self.get_task)
+
+
+async def probe_key(get_task: Callable[[str], Awaitable[TaskState]]) -> None:
+    """Poll a task id that cannot exist: a refused key answers 401, a good one 'not found'."""
+    try:
+        await get_task("doctor-key-check")
+    except ProviderError as exc:
+        if exc.kind in (ProviderErrorKind.AUTH, ProviderErrorKind.ACCOUNT, ProviderErrorKind.RETRY):
+            raise
 
 
 def parse_task(data: Any) -> TaskState:

@@ -13,11 +13,18 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bot.errors import ProviderError, ProviderErrorKind
+from bot.errors import ProviderError
 from bot.models import Mode
 from bot.provider import TaskState, TaskStatus
-from bot.providers import Option, PictureTransport, ProviderName, VideoRequest, catalog
-from bot.providers.http import BearerClient, json_object, malformed, percent, retry_after
+from bot.providers import Option, ProviderName, VideoRequest, catalog
+from bot.providers.http import (
+    CatalogProvider,
+    ErrorCodes,
+    json_object,
+    malformed,
+    percent,
+)
+from bot.zai import probe_key
 
 DEFAULT_BASE_URL = "https://geekai.co/api/v1"
 
@@ -27,6 +34,10 @@ _ACCOUNT_CODES = frozenset(
 _AUTH_CODES = frozenset({"1000", "1001", "1002", "1003", "1004", "invalid_api_key", "unauthorized"})
 _FILTER_CODES = frozenset({"1301", "content_filter", "sensitive_content"})
 _RETRY_CODES = frozenset({"1302", "1305", "rate_limit", "rate_limit_exceeded", "overloaded"})
+_CODES = ErrorCodes(
+    account=_ACCOUNT_CODES, auth=_AUTH_CODES, content_filter=_FILTER_CODES, retry=_RETRY_CODES
+)
+classify = _CODES.classify  # the domain kind of an error answer (tests call it)
 _STATUS = {
     "pending": TaskStatus.PROCESSING,
     "running": TaskStatus.PROCESSING,
@@ -47,21 +58,6 @@ _FIELDS = {
 }
 
 
-def classify(status: int, code: str) -> ProviderErrorKind:
-    """The domain kind of an error answer: the code first, then the HTTP status."""
-    if code in _ACCOUNT_CODES or status == 402:
-        return ProviderErrorKind.ACCOUNT
-    if code in _FILTER_CODES:
-        return ProviderErrorKind.CONTENT_FILTER
-    if code in _RETRY_CODES:
-        return ProviderErrorKind.RETRY
-    if code in _AUTH_CODES or status in (401, 403):
-        return ProviderErrorKind.AUTH
-    if status in (400, 404, 413, 422):
-        return ProviderErrorKind.BAD_REQUEST
-    return ProviderErrorKind.RETRY  # 408, 429, 5xx
-
-
 def _error_fields(data: dict[str, Any]) -> dict[str, Any]:
     """`{"error": {...}}` or a top-level `{code, message}`."""
     error = data.get("error")
@@ -74,14 +70,7 @@ def error_from_response(response: httpx.Response) -> ProviderError:
     """The domain error of a non-2xx answer (tolerant of odd bodies)."""
     error = _error_fields(json_object(response))
     code = str(error.get("code") or response.status_code)
-    message = str(error.get("message") or response.reason_phrase or "no message")[:300]
-    return ProviderError(
-        classify(response.status_code, code),
-        code,
-        message,
-        status=response.status_code,
-        retry_after=retry_after(response),
-    )
+    return _CODES.error(response, code, error.get("message"))
 
 
 def build_body(request: VideoRequest) -> dict[str, Any]:
@@ -123,11 +112,11 @@ def parse_task(data: dict[str, Any]) -> TaskState:
     return TaskState(TaskStatus.PROCESSING, progress=percent(data.get("progress")))
 
 
-class GeekaiClient:
+class GeekaiClient(CatalogProvider):
     """Submit and poll CogVideoX tasks at GeekAI (GEEKAI_BASE_URL, default with /api/v1)."""
 
     name = ProviderName.GEEKAI
-    picture_transport = PictureTransport.URL
+    answer_error = staticmethod(error_from_response)
 
     def __init__(
         self,
@@ -136,17 +125,7 @@ class GeekaiClient:
         base_url: str = DEFAULT_BASE_URL,
         models: frozenset[str] | None = None,
     ) -> None:
-        self._client = BearerClient(http, base_url, api_key, error_from_response)
-        offered = catalog.models_of(ProviderName.GEEKAI)
-        self.models = tuple(m for m in offered if models is None or m in models)
-
-    def offers(self, model: str) -> bool:
-        """True for the catalog's GeekAI models (or the configured subset)."""
-        return model in self.models
-
-    def check(self, request: VideoRequest) -> None:
-        """The catalog's rules for the model here; raises InputError."""
-        catalog.check_request(catalog.rules_for(self.name, request.model), request)
+        super().__init__(http, base_url, api_key, models)
 
     def build_body(self, request: VideoRequest) -> dict[str, Any]:
         """The seed-004 body."""
@@ -172,22 +151,8 @@ class GeekaiClient:
 
     async def get_task(self, task_id: str) -> TaskState:
         """GET /video/{task_id}/result."""
-        data = await self._client.get(f"/video/{task_id}/result")
-        if not data:
-            raise ProviderError(ProviderErrorKind.RETRY, "malformed", "unreadable task answer")
-        state = parse_task(data)
-        if state.message:
-            state = TaskState(state.status, message=self._client.scrub(state.message))
-        return state
+        return await self._read_task(f"/video/{task_id}/result", parse_task)
 
     async def check_key(self) -> None:
         """Read a task that cannot exist: a refused key answers 401, a good one 'not found'."""
-        try:
-            await self.get_task("doctor-key-check")
-        except ProviderError as exc:
-            if exc.kind in (
-                ProviderErrorKind.AUTH,
-                ProviderErrorKind.ACCOUNT,
-                ProviderErrorKind.RETRY,
-            ):
-                raise
+        await probe_key(self.get_task)

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
 from bot.errors import ProviderError, ProviderErrorKind
+from bot.provider import TaskState
+from bot.providers import PictureTransport, ProviderName, VideoRequest, catalog
+from bot.zai import MESSAGE_MAX, NOT_SENT, json_body, retry_after, transport_error
 
-# Failing before the request left us: safe to send again. Failing after: the provider may have it.
-NOT_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.WriteError,
-    httpx.WriteTimeout,
-)
 # A relaying gateway answering 504 timed out waiting for the upstream, which may have started the
 # task: for a submit that is as unknown as a lost answer.
 AMBIGUOUS_SUBMIT_STATUSES = frozenset({504})
@@ -27,25 +23,43 @@ Classifier = Callable[[httpx.Response], ProviderError]
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
     """The JSON object of an answer, or an empty dict (HTML error pages, arrays, garbage)."""
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
+    data = json_body(response)
     return data if isinstance(data, dict) else {}
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds, if given as a number."""
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class ErrorCodes:
+    """A gateway's error codes, by what the bot does about them."""
 
+    account: frozenset[str]
+    auth: frozenset[str]
+    content_filter: frozenset[str]
+    retry: frozenset[str]
 
-def transport_error(kind: ProviderErrorKind, exc: Exception) -> ProviderError:
-    """A domain error for a failure with no HTTP answer (the URL is kept out: no secrets in it)."""
-    return ProviderError(kind, type(exc).__name__, str(exc)[:200] or type(exc).__name__)
+    def classify(self, status: int, code: str) -> ProviderErrorKind:
+        """The domain kind of an error answer: the code first, then the HTTP status."""
+        if code in self.account or status == 402:
+            return ProviderErrorKind.ACCOUNT
+        if code in self.content_filter:
+            return ProviderErrorKind.CONTENT_FILTER
+        if code in self.retry:
+            return ProviderErrorKind.RETRY
+        if code in self.auth or status in (401, 403):
+            return ProviderErrorKind.AUTH
+        if status in (400, 404, 413, 422):
+            return ProviderErrorKind.BAD_REQUEST
+        return ProviderErrorKind.RETRY  # 408, 429, 5xx
+
+    def error(self, response: httpx.Response, code: str, message: Any) -> ProviderError:
+        """The domain error of a non-2xx answer, its message cut and Retry-After kept."""
+        text = str(message or response.reason_phrase or "no message")[:MESSAGE_MAX]
+        return ProviderError(
+            self.classify(response.status_code, code),
+            code,
+            text,
+            status=response.status_code,
+            retry_after=retry_after(response),
+        )
 
 
 def malformed(what: str, status: int) -> ProviderError:
@@ -122,3 +136,42 @@ class BearerClient:
         if not 200 <= response.status_code < 300:
             raise self._error(self._classify(response))
         return json_object(response)
+
+
+class CatalogProvider:
+    """A URL-only gateway adapter whose models and rules come from the catalog."""
+
+    name: ProviderName
+    picture_transport = PictureTransport.URL
+    answer_error: Classifier  # the adapter's reading of a non-2xx answer (a staticmethod)
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: SecretStr,
+        models: frozenset[str] | None = None,
+    ) -> None:
+        self._client = BearerClient(http, base_url, api_key, self.answer_error)
+        offered = catalog.models_of(self.name)
+        self.models = tuple(m for m in offered if models is None or m in models)
+
+    def offers(self, model: str) -> bool:
+        """True for the catalog's models of this provider (or the configured subset)."""
+        return model in self.models
+
+    def check(self, request: VideoRequest) -> None:
+        """The catalog's rules for the model here; raises InputError."""
+        catalog.check_request(catalog.rules_for(self.name, request.model), request)
+
+    async def _read_task(
+        self, path: str, parse: Callable[[dict[str, Any]], TaskState]
+    ) -> TaskState:
+        """GET a task answer and parse it, its failure message scrubbed of the key."""
+        data = await self._client.get(path)
+        if not data:
+            raise ProviderError(ProviderErrorKind.RETRY, "malformed", "unreadable task answer")
+        state = parse(data)
+        if state.message:
+            state = TaskState(state.status, message=self._client.scrub(state.message))
+        return state

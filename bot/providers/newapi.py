@@ -10,13 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from bot.errors import ProviderError, ProviderErrorKind
+from bot.errors import ProviderError
 from bot.models import Mode
 from bot.provider import TaskState, TaskStatus
-from bot.providers import Option, PictureTransport, ProviderName, VideoRequest, catalog
-from bot.providers.http import BearerClient, json_object, malformed, percent, retry_after
+from bot.providers import Option, ProviderName, VideoRequest, catalog
+from bot.providers.http import (
+    CatalogProvider,
+    ErrorCodes,
+    json_object,
+    malformed,
+    percent,
+)
 
 # New-API's own codes (types.ErrorCode) and OpenAI's, by what the bot does about them.
 _ACCOUNT_CODES = frozenset(
@@ -36,6 +41,10 @@ _FILTER_CODES = frozenset(
 _RETRY_CODES = frozenset(
     {"rate_limit_exceeded", "model_rate_limited", "upstream_unavailable", "get_channel_failed"}
 )
+_CODES = ErrorCodes(
+    account=_ACCOUNT_CODES, auth=_AUTH_CODES, content_filter=_FILTER_CODES, retry=_RETRY_CODES
+)
+classify = _CODES.classify  # the domain kind of an error answer (tests call it)
 _STATUS = {
     "queued": TaskStatus.PROCESSING,
     "in_progress": TaskStatus.PROCESSING,
@@ -47,34 +56,12 @@ _STATUS = {
 }
 
 
-def classify(status: int, code: str) -> ProviderErrorKind:
-    """The domain kind of an error answer: the code first, then the HTTP status."""
-    if code in _ACCOUNT_CODES or status == 402:
-        return ProviderErrorKind.ACCOUNT
-    if code in _FILTER_CODES:
-        return ProviderErrorKind.CONTENT_FILTER
-    if code in _RETRY_CODES:
-        return ProviderErrorKind.RETRY
-    if code in _AUTH_CODES or status in (401, 403):
-        return ProviderErrorKind.AUTH
-    if status in (400, 404, 413, 422):
-        return ProviderErrorKind.BAD_REQUEST
-    return ProviderErrorKind.RETRY  # 408, 429, 5xx
-
-
 def error_from_response(response: httpx.Response) -> ProviderError:
     """The domain error of a non-2xx answer (tolerant of odd bodies)."""
     error = json_object(response).get("error")
     error = error if isinstance(error, dict) else {}
     code = str(error.get("code") or error.get("type") or response.status_code)
-    message = str(error.get("message") or response.reason_phrase or "no message")[:300]
-    return ProviderError(
-        classify(response.status_code, code),
-        code,
-        message,
-        status=response.status_code,
-        retry_after=retry_after(response),
-    )
+    return _CODES.error(response, code, error.get("message"))
 
 
 def build_body(request: VideoRequest) -> dict[str, Any]:
@@ -129,30 +116,11 @@ def parse_task(data: dict[str, Any]) -> TaskState:
     return TaskState(TaskStatus.PROCESSING, progress=progress)
 
 
-class NewApiClient:
+class NewApiClient(CatalogProvider):
     """Submit and poll viduq3 tasks at a New-API gateway (GATEWAY_BASE_URL, no /v1)."""
 
     name = ProviderName.GATEWAY
-    picture_transport = PictureTransport.URL
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        base_url: str,
-        api_key: SecretStr,
-        models: frozenset[str] | None = None,
-    ) -> None:
-        self._client = BearerClient(http, base_url, api_key, error_from_response)
-        offered = catalog.models_of(ProviderName.GATEWAY)
-        self.models = tuple(m for m in offered if models is None or m in models)
-
-    def offers(self, model: str) -> bool:
-        """True for the catalog's gateway models (or the configured subset)."""
-        return model in self.models
-
-    def check(self, request: VideoRequest) -> None:
-        """The catalog's rules for the model here; raises InputError."""
-        catalog.check_request(catalog.rules_for(self.name, request.model), request)
+    answer_error = staticmethod(error_from_response)
 
     def build_body(self, request: VideoRequest) -> dict[str, Any]:
         """The seed-002 body."""
@@ -168,13 +136,7 @@ class NewApiClient:
 
     async def get_task(self, task_id: str) -> TaskState:
         """GET /v1/video/generations/{task_id}."""
-        data = await self._client.get(f"/v1/video/generations/{task_id}")
-        if not data:
-            raise ProviderError(ProviderErrorKind.RETRY, "malformed", "unreadable task answer")
-        state = parse_task(data)
-        if state.message:
-            state = TaskState(state.status, message=self._client.scrub(state.message))
-        return state
+        return await self._read_task(f"/v1/video/generations/{task_id}", parse_task)
 
     async def check_key(self) -> None:
         """GET /v1/models: the OpenAI-compatible listing every New-API gateway serves."""
