@@ -284,7 +284,8 @@ class Engine:
         name = provider.name if provider is not None else ProviderName.ZAI
         self._refuse_if_halted(name)
         await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
-        priced = req.options.given() | {PROVIDER_OPTION: name.value}
+        # Rules on a value apply to the defaults too: price what the provider will make.
+        priced = self._effective_options(req, name) | {PROVIDER_OPTION: name.value}
         cost = await self.rules.cost(req.guild_id, req.model, priced)
         settings = await self.moderation.settings(req.guild_id)
         state = JobState.PENDING_APPROVAL if settings.approval_channel_id else JobState.QUEUED
@@ -306,6 +307,18 @@ class Engine:
         )
         options = VideoOptions(quality=still.quality.value, size=still.size)
         return still.prompt, replace(req, model=still.model, options=options)
+
+    @staticmethod
+    def _effective_options(req: JobRequest, provider: ProviderName) -> dict[str, Any]:
+        """The member's options over the model's defaults at the provider it goes to."""
+        if provider is ProviderName.ZAI and req.model in models.MODELS:
+            defaults = models.default_options(req.model)
+        elif (provider, req.model) in catalog.CATALOG:
+            rules = catalog.rules_for(provider, req.model)
+            defaults = {str(option): value for option, value in rules.defaults.items()}
+        else:  # stills: their defaults are already filled in by _checked
+            defaults = {}
+        return defaults | req.options.given()
 
     def _route(self, req: JobRequest, prompt: str | None) -> RoutedProvider:
         """The provider for a request, its rules checked (InputError)."""

@@ -342,6 +342,16 @@ def allowed_values(model: str, option: str, mode: Mode | None = None) -> tuple[A
     return values
 
 
+def default_options(model: str) -> dict[str, Any]:
+    """The option values a Z.AI model is made with when the member sets none (schema defaults)."""
+    fields_ = get_spec(model).request.model_fields
+    return {
+        option: fields_[name].default
+        for option, name in OPTION_FIELDS.items()
+        if name in fields_ and fields_[name].default is not None
+    }
+
+
 def _literal_values(annotation: Any) -> tuple[Any, ...]:
     """Flatten `Literal[...] | None` (or bool) into its allowed values."""
     if annotation is bool:
