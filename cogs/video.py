@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import metrics, models
+from bot import metrics, model_facts, models
 from bot.engine import JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
@@ -42,6 +42,7 @@ from cogs.common import (
     short,
     ts,
 )
+from cogs.help import costs_block, model_block, pages
 from cogs.replies import report_error, say
 from storage.credits import next_reset
 from storage.rows import Job
@@ -452,6 +453,26 @@ class Video(commands.Cog):
         options = VideoOptions(audio=audio, aspect_ratio=aspect_ratio, movement=movement)
         await self.start(interaction, Mode.REFERENCE, model, prompt, options, images, Origin.SLASH)
 
+    @video.command(name="help", description="What each model can do, and what it costs here")
+    async def help_(self, interaction: discord.Interaction) -> None:
+        """Per model its modes, durations, sizes, audio, pictures and time; this server's costs."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        for page in await self.help_pages(interaction.guild_id or 0):
+            await say(interaction, page)
+
+    async def help_pages(self, guild_id: int) -> list[str]:
+        """The help text in messages of at most 2000 characters."""
+        known = []
+        for model in self.engine.routed_models():
+            provider = self.engine.provider_of(model)
+            if provider is not None:
+                known.append(model_facts.facts(model, provider))
+        blocks = [model_block(f, self.engine.expected_seconds(f.name, f.defaults)) for f in known]
+        moderators = self.engine.moderators
+        enabled = await moderators.model_rules(guild_id)
+        blocks.append(costs_block(known, enabled, await moderators.costs(guild_id)))
+        return pages(blocks)
+
     @video.command(name="cancel", description="Cancel one of your videos that has not started yet")
     @app_commands.describe(job="The video's number (the list shows those you can cancel)")
     async def cancel(
@@ -523,7 +544,11 @@ class Video(commands.Cog):
         """The caller's last ten jobs."""
         jobs = await self.engine.recent_jobs(interaction.guild_id or 0, interaction.user.id, 10)
         if not jobs:
-            await say(interaction, "You have no videos here yet. Try `/video text`.")
+            await say(
+                interaction,
+                "You have no videos here yet. Try `/video text`, or `/video help` to see what "
+                "each model makes and costs.",
+            )
             return
         lines = [self._job_line(job) for job in jobs]
         if any(job.state in CANCELLABLE for job in jobs):
