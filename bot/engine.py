@@ -44,7 +44,7 @@ from bot.providers import (
 )
 from bot.providers.routing import Router
 from bot.providers.zai_format import ZaiFormatProvider
-from bot.schedule import PollPolicy, PollSchedule
+from bot.schedule import PollPolicy, PollSchedule, queue_start_delay
 from bot.tasks import spawn
 from bot.voice import SpeechAudio
 from bot.zai_media import HOTWORDS_MAX, MediaAction, member_message
@@ -617,6 +617,16 @@ class Engine:
     async def queue_position(self, job_id: int) -> int:
         """1-based place of a queued job in the fair order."""
         return await self.store.queue_position(job_id)
+
+    async def queue_eta(self, job: Job, position: int) -> float:
+        """When a queued job is expected to start: its place, the free slots, the learned times."""
+        now = time.time()
+        busy = [
+            (j.submitted_at or now) + self.expected_seconds(j.model, j.options) - now
+            for j in await self.store.in_states(AT_PROVIDER)
+        ]
+        per_job = self.expected_seconds(job.model, job.options)
+        return now + queue_start_delay(position, busy, self.config.max_concurrent, per_job)
 
     # --- what the front end reads and records ----------------------------------------------
 

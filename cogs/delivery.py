@@ -85,11 +85,18 @@ class Undeliverable(Exception):
 
 
 def status_text(
-    job: Job, *, position: int | None, expected: float, progress: int | None = None
+    job: Job,
+    *,
+    position: int | None,
+    expected: float,
+    progress: int | None = None,
+    eta: float | None = None,
 ) -> str:
-    """The status line of a job in each state."""
+    """The status line of a job in each state (`eta`: when a queued job should start)."""
     head = f"<@{job.user_id}>'s {noun(job)} #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
     body = _status_body(job, position, expected, progress)
+    if job.state is S.QUEUED and eta is not None:
+        body = body.removesuffix(".") + f", expected to start {ts(eta)}."
     note = f"\n{FIRST_FRAME_NOTE}" if job.first_frame_only else ""
     return head + body + note + f"\n> {safe_prompt(job.prompt, 200)}"
 
@@ -274,10 +281,12 @@ class Delivery(commands.Cog):
 
     async def _render(self, job: Job) -> str:
         """The status text with the live queue position and expected time."""
-        position = await self.engine.queue_position(job.id) if job.state is S.QUEUED else None
+        queued = job.state is S.QUEUED
+        position = await self.engine.queue_position(job.id) if queued else None
+        eta = await self.engine.queue_eta(job, position) if position is not None else None
         expected = self.engine.expected_seconds(job.model, job.options)
         progress = self.engine.progress_of(job.id)
-        return status_text(job, position=position, expected=expected, progress=progress)
+        return status_text(job, position=position, expected=expected, progress=progress, eta=eta)
 
     async def _refresh_queue(self) -> None:
         """Queue positions moved: refresh the status of the jobs next in line (throttled).
