@@ -62,6 +62,8 @@ TRANSCRIPT_MODE = "transcript"  # the job row of a priced transcription (never q
 HOTWORD_MAX = 50  # characters of one hotword
 # Jobs that are not videos, worded for members as what they are when they fail.
 _MEDIA_ACTIONS = {Mode.STILL.value: MediaAction.STILL, TRANSCRIPT_MODE: MediaAction.TRANSCRIBE}
+# The error code of a private result that could not be sent by direct message (/jobs says why).
+DM_FAILED = "dm_failed"
 # The cost table's pseudo-option for a price per provider (`cost set model credits provider gateway`).
 PROVIDER_OPTION = "provider"
 
@@ -154,6 +156,7 @@ class JobRequest:
     origin: Origin = Origin.SLASH
     parent_job_id: int | None = None
     upload_limit: int | None = None
+    private: bool = False  # deliver to the requester's direct messages
 
 
 @dataclass(frozen=True)
@@ -380,6 +383,7 @@ class Engine:
             origin=origin,
             parent_job_id=job.id,
             upload_limit=job.upload_limit,
+            private=job.private,
         )
         return await self.quote(request, reuse_inputs=reroll)
 
@@ -478,6 +482,7 @@ class Engine:
             upload_limit=req.upload_limit,
             first_frame_only=first_frame_only,
             provider=quote.provider.value,
+            private=req.private,
         )
 
     async def _limits(self, req: JobRequest) -> dict[str, Any]:
@@ -754,6 +759,10 @@ class Engine:
         if done:
             log.info("job %d delivered as message %s", job_id, message_id)
         return done
+
+    async def set_delivery_note(self, job_id: int, note: str) -> None:
+        """Why a private result did not reach the requester's DMs (shown in /jobs)."""
+        await self.store.set_delivery_note(job_id, DM_FAILED, note)
 
     async def mark_undeliverable(self, job_id: int, reason: str) -> bool:
         """The video could not be posted anywhere: refund and keep the reason for /jobs."""
