@@ -44,7 +44,7 @@ from bot.providers import (
 )
 from bot.providers.routing import Router
 from bot.providers.zai_format import ZaiFormatProvider
-from bot.schedule import PollPolicy, PollSchedule
+from bot.schedule import PollPolicy, PollSchedule, queue_start_delay
 from bot.tasks import spawn
 from bot.voice import SpeechAudio
 from bot.zai_media import HOTWORDS_MAX, MediaAction, member_message
@@ -62,6 +62,8 @@ TRANSCRIPT_MODE = "transcript"  # the job row of a priced transcription (never q
 HOTWORD_MAX = 50  # characters of one hotword
 # Jobs that are not videos, worded for members as what they are when they fail.
 _MEDIA_ACTIONS = {Mode.STILL.value: MediaAction.STILL, TRANSCRIPT_MODE: MediaAction.TRANSCRIBE}
+# The error code of a private result that could not be sent by direct message (/jobs says why).
+DM_FAILED = "dm_failed"
 # The cost table's pseudo-option for a price per provider (`cost set model credits provider gateway`).
 PROVIDER_OPTION = "provider"
 
@@ -154,6 +156,7 @@ class JobRequest:
     origin: Origin = Origin.SLASH
     parent_job_id: int | None = None
     upload_limit: int | None = None
+    private: bool = False  # deliver to the requester's direct messages
 
 
 @dataclass(frozen=True)
@@ -284,7 +287,8 @@ class Engine:
         name = provider.name if provider is not None else ProviderName.ZAI
         self._refuse_if_halted(name)
         await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
-        priced = req.options.given() | {PROVIDER_OPTION: name.value}
+        # Rules on a value apply to the defaults too: price what the provider will make.
+        priced = self._effective_options(req, name) | {PROVIDER_OPTION: name.value}
         cost = await self.rules.cost(req.guild_id, req.model, priced)
         settings = await self.moderation.settings(req.guild_id)
         state = JobState.PENDING_APPROVAL if settings.approval_channel_id else JobState.QUEUED
@@ -306,6 +310,18 @@ class Engine:
         )
         options = VideoOptions(quality=still.quality.value, size=still.size)
         return still.prompt, replace(req, model=still.model, options=options)
+
+    @staticmethod
+    def _effective_options(req: JobRequest, provider: ProviderName) -> dict[str, Any]:
+        """The member's options over the model's defaults at the provider it goes to."""
+        if provider is ProviderName.ZAI and req.model in models.MODELS:
+            defaults = models.default_options(req.model)
+        elif (provider, req.model) in catalog.CATALOG:
+            rules = catalog.rules_for(provider, req.model)
+            defaults = {str(option): value for option, value in rules.defaults.items()}
+        else:  # stills: their defaults are already filled in by _checked
+            defaults = {}
+        return defaults | req.options.given()
 
     def _route(self, req: JobRequest, prompt: str | None) -> RoutedProvider:
         """The provider for a request, its rules checked (InputError)."""
@@ -367,6 +383,7 @@ class Engine:
             origin=origin,
             parent_job_id=job.id,
             upload_limit=job.upload_limit,
+            private=job.private,
         )
         return await self.quote(request, reuse_inputs=reroll)
 
@@ -465,6 +482,7 @@ class Engine:
             upload_limit=req.upload_limit,
             first_frame_only=first_frame_only,
             provider=quote.provider.value,
+            private=req.private,
         )
 
     async def _limits(self, req: JobRequest) -> dict[str, Any]:
@@ -605,6 +623,16 @@ class Engine:
         """1-based place of a queued job in the fair order."""
         return await self.store.queue_position(job_id)
 
+    async def queue_eta(self, job: Job, position: int) -> float:
+        """When a queued job is expected to start: its place, the free slots, the learned times."""
+        now = time.time()
+        busy = [
+            (j.submitted_at or now) + self.expected_seconds(j.model, j.options) - now
+            for j in await self.store.in_states(AT_PROVIDER)
+        ]
+        per_job = self.expected_seconds(job.model, job.options)
+        return now + queue_start_delay(position, busy, self.config.max_concurrent, per_job)
+
     # --- what the front end reads and records ----------------------------------------------
 
     async def job(self, job_id: int) -> Job | None:
@@ -731,6 +759,10 @@ class Engine:
         if done:
             log.info("job %d delivered as message %s", job_id, message_id)
         return done
+
+    async def set_delivery_note(self, job_id: int, note: str) -> None:
+        """Why a private result did not reach the requester's DMs (shown in /jobs)."""
+        await self.store.set_delivery_note(job_id, DM_FAILED, note)
 
     async def mark_undeliverable(self, job_id: int, reason: str) -> bool:
         """The video could not be posted anywhere: refund and keep the reason for /jobs."""

@@ -23,6 +23,8 @@ from bot.stills import STILL_MODELS, still_values
 from bot.text import strip_invisible
 
 PROMPT_MAX = 512
+# Every refusal of an option or mode ends with where to look up what each model takes.
+HELP_HINT = " `/video help` lists what each model takes."
 MB = 1024 * 1024
 # The spec's byte limits, read safely: "no more than 5M" (CogVideoX) and "must be less than
 # 50 MB" (Vidu) as strictly under 5,000,000 and 50,000,000 bytes (decimal, the smaller reading).
@@ -342,6 +344,16 @@ def allowed_values(model: str, option: str, mode: Mode | None = None) -> tuple[A
     return values
 
 
+def default_options(model: str) -> dict[str, Any]:
+    """The option values a Z.AI model is made with when the member sets none (schema defaults)."""
+    fields_ = get_spec(model).request.model_fields
+    return {
+        option: fields_[name].default
+        for option, name in OPTION_FIELDS.items()
+        if name in fields_ and fields_[name].default is not None
+    }
+
+
 def _literal_values(annotation: Any) -> tuple[Any, ...]:
     """Flatten `Literal[...] | None` (or bool) into its allowed values."""
     if annotation is bool:
@@ -373,7 +385,7 @@ def check_request(model: str, mode: Mode, prompt: str | None, options: VideoOpti
     if mode not in spec.modes:
         offered = ", ".join(models_for(mode))
         raise InputError(
-            f"{model} does not do {mode.value} mode. For {mode.value}, use: {offered}."
+            f"{model} does not do {mode.value} mode. For {mode.value}, use: {offered}." + HELP_HINT
         )
     cleaned = clean_prompt(prompt)
     _check_prompt(spec, mode, prompt, cleaned)
@@ -395,6 +407,14 @@ def _check_prompt(spec: ModelSpec, mode: Mode, raw: str | None, cleaned: str | N
 
 
 def _check_option(model: str, option: str, value: Any, mode: Mode) -> None:
+    """One option against the model's schema; the refusal points to /video help."""
+    try:
+        _check_value(model, option, value, mode)
+    except InputError as exc:
+        raise InputError(exc.user_message + HELP_HINT) from None
+
+
+def _check_value(model: str, option: str, value: Any, mode: Mode) -> None:
     """One option against the model's schema, with a message naming what it supports."""
     allowed = allowed_values(model, option, mode)
     if allowed is None:

@@ -41,6 +41,7 @@ times a factor (never under `deadline_floor`).
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections import deque
@@ -365,3 +366,18 @@ class PollSchedule:
         base = min(self.policy.retry_max, self.policy.retry_base * 2 ** max(0, attempt - 1))
         delay = base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not crypto)
         return max(delay, retry_after or 0.0)
+
+
+def queue_start_delay(position: int, busy: Iterable[float], slots: int, per_job: float) -> float:
+    """Seconds until the job at 1-based `position` in the queue starts.
+
+    `busy` holds the seconds left for each job holding a provider slot; a slot is free when it
+    is not busy. Each job ahead takes a free slot as it frees and holds it `per_job` seconds
+    (the learned time of the waiting job's kind: the best guess for its neighbours too).
+    """
+    held = sorted(max(0.0, b) for b in busy)[: max(1, slots)]
+    frees = [0.0] * (max(1, slots) - len(held)) + held
+    heapq.heapify(frees)
+    for _ in range(max(0, position - 1)):
+        heapq.heappush(frees, heapq.heappop(frees) + per_job)
+    return frees[0]

@@ -85,11 +85,18 @@ class Undeliverable(Exception):
 
 
 def status_text(
-    job: Job, *, position: int | None, expected: float, progress: int | None = None
+    job: Job,
+    *,
+    position: int | None,
+    expected: float,
+    progress: int | None = None,
+    eta: float | None = None,
 ) -> str:
-    """The status line of a job in each state."""
+    """The status line of a job in each state (`eta`: when a queued job should start)."""
     head = f"<@{job.user_id}>'s {noun(job)} #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
     body = _status_body(job, position, expected, progress)
+    if job.state is S.QUEUED and eta is not None:
+        body = body.removesuffix(".") + f", expected to start {ts(eta)}."
     note = f"\n{FIRST_FRAME_NOTE}" if job.first_frame_only else ""
     return head + body + note + f"\n> {safe_prompt(job.prompt, 200)}"
 
@@ -175,6 +182,13 @@ class Delivery(commands.Cog):
             discord.File(io.BytesIO(p.data), f"picture-{n}.{p.mime.split('/')[-1]}")
             for n, p in enumerate(pictures, start=1)
         ]
+        if job.private:  # nothing public: the pictures go to the requester's DMs
+            user = await self.bot.fetch_user(job.user_id)
+            text = (
+                f"The pictures of your {noun(job)} #{job.id} (the video service reads them here)."
+            )
+            message = await (await user.create_dm()).send(text, files=files)
+            return _links(message, pictures)
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         async with self._locks[job.id]:
             fresh = await self.engine.job(job.id) or job
@@ -183,10 +197,7 @@ class Delivery(commands.Cog):
             else:
                 partial = channel.get_partial_message(fresh.status_message_id)
                 message = await partial.edit(attachments=files)
-        links = [a.url for a in message.attachments]
-        if len(links) != len(pictures):
-            raise RuntimeError(f"Discord kept {len(links)} of {len(pictures)} pictures")
-        return links
+        return _links(message, pictures)
 
     # --- status messages ------------------------------------------------------------------
 
@@ -261,7 +272,7 @@ class Delivery(commands.Cog):
 
     async def _status_for_bad_end(self, job: Job) -> None:
         """A job that ended badly before its status was posted (e.g. a crash) still says so."""
-        if job.state not in ENDED_BADLY:
+        if job.state not in ENDED_BADLY or job.private:  # a private one: /jobs says why
             return
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
@@ -274,10 +285,12 @@ class Delivery(commands.Cog):
 
     async def _render(self, job: Job) -> str:
         """The status text with the live queue position and expected time."""
-        position = await self.engine.queue_position(job.id) if job.state is S.QUEUED else None
+        queued = job.state is S.QUEUED
+        position = await self.engine.queue_position(job.id) if queued else None
+        eta = await self.engine.queue_eta(job, position) if position is not None else None
         expected = self.engine.expected_seconds(job.model, job.options)
         progress = self.engine.progress_of(job.id)
-        return status_text(job, position=position, expected=expected, progress=progress)
+        return status_text(job, position=position, expected=expected, progress=progress, eta=eta)
 
     async def _refresh_queue(self) -> None:
         """Queue positions moved: refresh the status of the jobs next in line (throttled).
@@ -453,6 +466,8 @@ class Delivery(commands.Cog):
         self, job: Job, content: str, video: Path | None, cover: Path | None
     ) -> int | None:
         """Post in the channel; if that is impossible, in the requester's DMs."""
+        if job.private:
+            return await self._send_private(job, content, video, cover)
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
             message = await self._send(job, channel, content, video, cover)
@@ -472,6 +487,35 @@ class Delivery(commands.Cog):
         except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
             log.warning("job %d: DM to user %d failed too (%s)", job.id, job.user_id, exc)
             raise Undeliverable(f"{why_not_channel}, and {_dm_reason(exc)}") from None
+        return None
+
+    async def _send_private(
+        self, job: Job, content: str, video: Path | None, cover: Path | None
+    ) -> int | None:
+        """A private result: in the requester's DMs with a link back to the channel; if DMs are
+        closed, a short note in the channel (the interaction token is long expired) and the
+        reason and download link in /jobs."""
+        back = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}"
+        try:
+            user = await self.bot.fetch_user(job.user_id)
+            text = f"{content}\nYou asked for it in <#{job.channel_id}> ({back})."
+            await self._send(job, await user.create_dm(), text, video, cover)
+            return None
+        except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
+            log.warning(
+                "job %d: private result, DM to user %d failed (%s)", job.id, job.user_id, exc
+            )
+            reason = _dm_reason(exc)
+        await self.engine.set_delivery_note(job.id, f"could not DM you: {reason}")
+        note = (
+            f"<@{job.user_id}> your {noun(job)} #{job.id} is ready, but I could not DM you. "
+            "`/jobs` has the reason and a private download link."
+        )
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        try:
+            await channel.send(note, allowed_mentions=only(job.user_id), nonce=f"job-{job.id}")
+        except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
+            log.warning("job %d: could not post the could-not-DM note either (%s)", job.id, exc)
         return None
 
     async def _send(
@@ -505,6 +549,14 @@ class Delivery(commands.Cog):
                     raise
                 await asyncio.sleep(2**attempt)  # backoff before retrying Discord
         raise AssertionError("unreachable")
+
+
+def _links(message: discord.Message, pictures: Sequence[Picture]) -> list[str]:
+    """The CDN links of the pictures a message carries (all of them, or an error)."""
+    links = [a.url for a in message.attachments]
+    if len(links) != len(pictures):
+        raise RuntimeError(f"Discord kept {len(links)} of {len(pictures)} pictures")
+    return links
 
 
 def _files(job: Job, video: Path | None, cover: Path | None) -> list[discord.File]:

@@ -17,8 +17,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import metrics, models
-from bot.engine import JobRequest, Origin, Quote
+from bot import metrics, model_facts, models
+from bot.engine import DM_FAILED, JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
@@ -42,10 +42,11 @@ from cogs.common import (
     short,
     ts,
 )
+from cogs.help import costs_block, model_block, pages
 from cogs.replies import report_error, say
 from storage.credits import next_reset
 from storage.rows import Job
-from storage.states import CANCELLABLE, ENDED_BADLY
+from storage.states import CANCELLABLE, ENDED_BADLY, JobState
 
 if TYPE_CHECKING:
     from cogs.app import VideoBot
@@ -58,6 +59,11 @@ Choice = app_commands.Choice
 Prompt = app_commands.Range[str, 1, models.PROMPT_MAX]
 MAX_RESULT_FOR_EXTEND = 512 * 1024 * 1024
 ACCEPTED = "✅ Accepted as {noun} #{id}. I will post it here and mention you when it is ready."
+ACCEPTED_PRIVATE = (
+    "✅ Accepted as {noun} #{id}. I will send it to you by direct message when it is ready "
+    "(nothing is posted here)."
+)
+PRIVATE_HELP = "Send the video to you by direct message instead of posting it here"
 Pictures = Callable[[], Awaitable[Sequence[bytes]]]
 
 
@@ -126,6 +132,14 @@ def image_attachments(message: discord.Message) -> list[discord.Attachment]:
         if (a.content_type or "").startswith("image/")
         or a.filename.lower().endswith(IMAGE_SUFFIXES)
     ]
+
+
+def _private_line(job: Job) -> str:
+    """Where a private result went: the DMs, or (DMs closed) why not and its download link."""
+    if job.error_code != DM_FAILED:
+        return " · sent to you by direct message"
+    link = f" · [download]({job.video_url})" if job.video_url else ""
+    return f" · {inert(job.error_message, 200)}{link}"
 
 
 class ConfirmCost(discord.ui.View):
@@ -265,13 +279,15 @@ class Video(commands.Cog):
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         kwargs: dict[str, Any] = {"reference": entry.reference} if entry.reference else {}
         try:
-            await self.delivery.post_status(job, channel, **kwargs)
+            if not job.private:  # a private request leaves no public trace
+                await self.delivery.post_status(job, channel, **kwargs)
         except Exception as exc:
             log.warning("job %d: could not post status message: %r", job.id, exc)
         if entry.tell is None:
             return
         try:
-            await entry.tell(ACCEPTED.format(noun=noun(job), id=job.id))
+            accepted = ACCEPTED_PRIVATE if job.private else ACCEPTED
+            await entry.tell(accepted.format(noun=noun(job), id=job.id))
         except Exception as exc:
             log.warning("job %d: could not acknowledge the request: %r", job.id, exc)
 
@@ -291,6 +307,8 @@ class Video(commands.Cog):
         options: VideoOptions,
         attachments: Sequence[discord.Attachment],
         origin: Origin,
+        *,
+        private: bool = False,
     ) -> None:
         """A slash command or the menu: attachment metadata, acknowledge, then the pipeline."""
         check_attachments(attachments)  # refusals before the ack stay a direct answer
@@ -306,6 +324,7 @@ class Video(commands.Cog):
             options,
             origin=origin,
             upload_limit=interaction.filesize_limit,
+            private=private,
         )
         pictures = partial(fetch_images, self.bot, attachments) if attachments else None
         await self.pipeline(
@@ -318,6 +337,7 @@ class Video(commands.Cog):
     @app_commands.describe(
         prompt="Describe the video (up to 512 characters); or leave it out and attach `voice`",
         voice="Say the prompt instead (a recording of at most 30 s); you see the text first",
+        private=PRIVATE_HELP,
         **OPTION_HELP,
     )
     @app_commands.choices(
@@ -340,6 +360,7 @@ class Video(commands.Cog):
         aspect_ratio: str | None = None,
         movement: str | None = None,
         voice: discord.Attachment | None = None,
+        private: bool = False,
     ) -> None:
         """Text to video (the prompt typed, or spoken in `voice` and confirmed first)."""
         options = VideoOptions(quality, audio, size, duration, fps, style, aspect_ratio, movement)
@@ -354,17 +375,21 @@ class Video(commands.Cog):
                 options,
                 origin=Origin.VOICE,
                 upload_limit=interaction.filesize_limit,
+                private=private,
             )
             await self.voice.from_slash(interaction, voice, template)
             return
         if not prompt:
             raise InputError("Write a prompt, or attach a recording of it as `voice`.")
-        await self.start(interaction, Mode.TEXT, model, prompt, options, (), Origin.SLASH)
+        await self.start(
+            interaction, Mode.TEXT, model, prompt, options, (), Origin.SLASH, private=private
+        )
 
     @video.command(name="image", description="Animate a picture")
     @app_commands.describe(
         image="The picture that starts the video",
         prompt="What should happen (optional)",
+        private=PRIVATE_HELP,
         **{k: v for k, v in OPTION_HELP.items() if k not in ("style", "aspect_ratio")},
     )
     @app_commands.choices(
@@ -382,10 +407,14 @@ class Video(commands.Cog):
         duration: int | None = None,
         fps: int | None = None,
         movement: str | None = None,
+        private: bool = False,
     ) -> None:
         """Image to video."""
         options = VideoOptions(quality, audio, size, duration, fps, None, None, movement)
-        await self.start(interaction, Mode.IMAGE, model, prompt, options, (image,), Origin.SLASH)
+        pictures = (image,)
+        await self.start(
+            interaction, Mode.IMAGE, model, prompt, options, pictures, Origin.SLASH, private=private
+        )
 
     @video.command(
         name="frames", description="Make a video that goes from a first frame to a last frame"
@@ -394,6 +423,7 @@ class Video(commands.Cog):
         first="The first frame",
         last="The last frame (optional for models that take one picture)",
         prompt="What should happen (optional)",
+        private=PRIVATE_HELP,
         **{k: v for k, v in OPTION_HELP.items() if k in FRAMES_OPTIONS + ("model",)},
     )
     @app_commands.choices(
@@ -411,12 +441,22 @@ class Video(commands.Cog):
         duration: int | None = None,
         fps: int | None = None,
         movement: str | None = None,
+        private: bool = False,
     ) -> None:
         """First (and last) frame to video; no `quality`: the table narrows frames to one value."""
         pictures = (first,) if last is None else (first, last)
         check_frame_count(model, len(pictures))
         options = VideoOptions(None, audio, size, duration, fps, None, None, movement)
-        await self.start(interaction, Mode.FRAMES, model, prompt, options, pictures, Origin.SLASH)
+        await self.start(
+            interaction,
+            Mode.FRAMES,
+            model,
+            prompt,
+            options,
+            pictures,
+            Origin.SLASH,
+            private=private,
+        )
 
     @video.command(
         name="reference", description="Make a video with the subjects of 1 to 3 pictures"
@@ -430,6 +470,7 @@ class Video(commands.Cog):
         aspect_ratio=OPTION_HELP["aspect_ratio"],
         movement=OPTION_HELP["movement"],
         audio=OPTION_HELP["audio"],
+        private=PRIVATE_HELP,
     )
     @app_commands.choices(
         aspect_ratio=choices(Mode.REFERENCE, "aspect_ratio"),
@@ -446,11 +487,41 @@ class Video(commands.Cog):
         aspect_ratio: str | None = None,
         movement: str | None = None,
         audio: bool | None = None,
+        private: bool = False,
     ) -> None:
         """Reference images to video."""
         images = tuple(a for a in (image1, image2, image3) if a is not None)
         options = VideoOptions(audio=audio, aspect_ratio=aspect_ratio, movement=movement)
-        await self.start(interaction, Mode.REFERENCE, model, prompt, options, images, Origin.SLASH)
+        await self.start(
+            interaction,
+            Mode.REFERENCE,
+            model,
+            prompt,
+            options,
+            images,
+            Origin.SLASH,
+            private=private,
+        )
+
+    @video.command(name="help", description="What each model can do, and what it costs here")
+    async def help_(self, interaction: discord.Interaction) -> None:
+        """Per model its modes, durations, sizes, audio, pictures and time; this server's costs."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        for page in await self.help_pages(interaction.guild_id or 0):
+            await say(interaction, page)
+
+    async def help_pages(self, guild_id: int) -> list[str]:
+        """The help text in messages of at most 2000 characters."""
+        known = []
+        for model in self.engine.routed_models():
+            provider = self.engine.provider_of(model)
+            if provider is not None:
+                known.append(model_facts.facts(model, provider))
+        blocks = [model_block(f, self.engine.expected_seconds(f.name, f.defaults)) for f in known]
+        moderators = self.engine.moderators
+        enabled = await moderators.model_rules(guild_id)
+        blocks.append(costs_block(known, enabled, await moderators.costs(guild_id)))
+        return pages(blocks)
 
     @video.command(name="cancel", description="Cancel one of your videos that has not started yet")
     @app_commands.describe(job="The video's number (the list shows those you can cancel)")
@@ -523,7 +594,11 @@ class Video(commands.Cog):
         """The caller's last ten jobs."""
         jobs = await self.engine.recent_jobs(interaction.guild_id or 0, interaction.user.id, 10)
         if not jobs:
-            await say(interaction, "You have no videos here yet. Try `/video text`.")
+            await say(
+                interaction,
+                "You have no videos here yet. Try `/video text`, or `/video help` to see what "
+                "each model makes and costs.",
+            )
             return
         lines = [self._job_line(job) for job in jobs]
         if any(job.state in CANCELLABLE for job in jobs):
@@ -538,6 +613,8 @@ class Video(commands.Cog):
         line = f"{icon} **#{job.id}** {made} · {job.state} · {ts(job.created_at)}"
         if job.result_message_id:
             line += f" · [video]({jump_url(job.guild_id, job.channel_id, job.result_message_id)})"
+        elif job.private and job.state is JobState.DELIVERED:
+            line += _private_line(job)
         elif job.error_message and job.state in ENDED_BADLY:
             line += f" · {inert(job.error_message, 120)}"
         return line

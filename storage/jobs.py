@@ -201,6 +201,10 @@ class JobStore:
         now = time.time()
         return await self.db.execute(sql.MARK_DELIVERED, (now, message_id, now, job_id)) == 1
 
+    async def set_delivery_note(self, job_id: int, code: str, note: str) -> None:
+        """Why a delivered job reached its requester another way (shown in /jobs)."""
+        await self.db.execute(sql.SET_DELIVERY_NOTE, (code, note, time.time(), job_id))
+
     async def approve(self, job_id: int, moderator_id: int) -> bool:
         """pending_approval → queued."""
         now = time.time()

@@ -28,6 +28,7 @@ class NewJob:
     upload_limit: int | None = None  # bytes the requesting channel accepts, when known
     first_frame_only: bool = False  # an animated picture was reduced to its first frame
     provider: str = "zai"  # the API format that holds the task (bot.providers.ProviderName)
+    private: bool = False  # the result goes to the requester's direct messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +65,7 @@ class Job(NewJob):
         values["options"] = json.loads(values["options"])
         values["state"] = JobState(values["state"])
         values["first_frame_only"] = bool(values["first_frame_only"])
+        values["private"] = bool(values["private"])
         return cls(**values)
 
 

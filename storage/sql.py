@@ -218,6 +218,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN provider TEXT NOT NULL DEFAULT 'zai';
     """,
+    # 8: a private result goes to the requester's direct messages, not the channel (issue 12).
+    """
+    ALTER TABLE jobs ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 PRAGMAS = (
@@ -426,6 +430,9 @@ WHERE id = ? AND state = {SUCCEEDED}
 """  # noqa: S608 (enum values)
 
 SET_STATUS_MESSAGE = "UPDATE jobs SET status_message_id = ?, updated_at = ? WHERE id = ?"
+
+# Why a delivered job reached its requester another way (a private result whose DM failed).
+SET_DELIVERY_NOTE = "UPDATE jobs SET error_code = ?, error_message = ?, updated_at = ? WHERE id = ?"
 
 # --- credits ----------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from tests.fakes.newapi import FakeNewApi
 from tests.fakes.reseller import FakeReseller
 from tests.fakes.taskapi import TaskApiFake
 from tests.harness import Harness, harness
+from tests.test_discord_faults import ended
 from tests.util import eventually
 
 LABELS = {ProviderName.GATEWAY: "the video gateway", ProviderName.GEEKAI: "GeekAI"}
@@ -229,3 +230,21 @@ async def test_the_status_message_shows_the_gateways_progress(gw: Gateways) -> N
     [task_id] = gw.newapi.tasks
     gw.newapi.finish(task_id)
     await h.result_for(h.alice)
+
+
+# --- issue 12: a private request's pictures are published in the requester's DMs --------
+
+
+async def test_a_private_request_to_a_link_only_gateway_publishes_its_pictures_in_dms(
+    gw: Gateways,
+) -> None:
+    h = gw.h
+    await ask(gw.h, "viduq3p-720p", Mode.FRAMES, private=True)
+    job = await ended(h, 1)
+    assert job.state == "delivered", job
+    links = [url for url, _, _ in gw.newapi.fetched]
+    assert len(links) == 2  # the gateway fetched both pictures from the DM message's links
+    dms = [c for c in h.discord.channels.values() if c.is_dm and c.recipient is h.alice]
+    names = [name for c in dms for m in h.discord.messages(c) for name, _ in m.attachments]
+    assert {"picture-1.png", "picture-2.png", "video-1.mp4"} <= set(names)
+    assert not [m for m in h.bot_messages() if not m.ephemeral]  # nothing in the channel

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from bot.engine import Engine, JobRequest
+from bot.models import Mode, VideoOptions
+from bot.providers import ProviderName
 from tests.fakes.discord import FakeInteraction, FakeMessage
 from tests.fakes.media import make_png
 from tests.harness import Harness, harness
@@ -203,6 +206,25 @@ async def test_approval_charges_the_cost_confirmed_once(h: Harness) -> None:
     assert await charged(h, 1) == COST and await spent(h) == COST
 
 
+@pytest.mark.parametrize("entry", ["slash", "menu", "mention"])
+async def test_a_rule_on_a_default_value_charges_who_left_it_unset(h: Harness, entry: str) -> None:
+    # cogvideox-3 makes `quality=speed` unless asked otherwise: the rule applies to it too.
+    await admin(h, "cost set", model="cogvideox-3", credits=COST, option="quality", value="speed")
+    interaction = await ENTRIES[entry](h)
+    if interaction is not None:
+        assert "Accepted as video #1" in await private_text_matching(interaction, "Accepted")
+    await h.result_for(h.alice)
+    assert h.zai.submits[0].get("quality", "speed") == "speed"
+    assert await charged(h, 1) == COST and await spent(h) == COST
+
+
+async def test_a_rule_on_a_default_value_spares_who_picked_another(h: Harness) -> None:
+    await admin(h, "cost set", model="cogvideox-3", credits=COST, option="quality", value="speed")
+    await slash(h, "text", prompt="a kite", quality="quality")
+    await h.result_for(h.alice)
+    assert await charged(h, 1) == 1
+
+
 async def private_text_matching(interaction: FakeInteraction, text: str) -> str:
     """The private message of an interaction that contains `text`."""
     message = await interaction.wait_response(lambda m: text in m.content)
@@ -228,3 +250,15 @@ async def test_a_charged_job_is_not_reported_as_an_error(h: Harness, entry: str)
     assert await charged(h, 2) == 1
     texts = [m.content for m in h.discord.messages(h.channel) if m.ephemeral]
     assert not any("went wrong" in t for t in texts), texts
+
+
+def test_the_priced_options_are_the_defaults_at_the_provider_under_the_members() -> None:
+    def request(model: str, **options: Any) -> JobRequest:
+        return JobRequest(1, 2, 3, model, Mode.TEXT, "a kite", VideoOptions(**options))
+
+    zai = Engine._effective_options(request("cogvideox-3", fps=60), ProviderName.ZAI)
+    assert zai == {"quality": "speed", "audio": False, "duration": 5, "fps": 60}
+    vidu = Engine._effective_options(request("viduq1-text"), ProviderName.ZAI)
+    assert vidu["style"] == "general" and vidu["size"] == "1920x1080"
+    gateway = Engine._effective_options(request("viduq3t-720p"), ProviderName.GATEWAY)
+    assert gateway == {"duration": 5}

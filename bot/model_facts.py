@@ -1,0 +1,91 @@
+"""What each model takes, gathered from the model table and the provider catalog (for /video help)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot import models
+from bot.images import format_size
+from bot.models import VIDEO_MODES, Mode
+from bot.providers import Option, ProviderName, catalog
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """One model at the provider that makes it: modes, option values and picture rules."""
+
+    name: str
+    provider: ProviderName
+    modes: tuple[Mode, ...]
+    durations: tuple[Any, ...]
+    sizes: tuple[Any, ...]  # empty: fixed by the model (`resolution`) or by the picture
+    resolution: str | None
+    audio: bool
+    pictures: str  # the picture rules in words
+    defaults: dict[str, Any]  # what it is made with when the member sets nothing (priced so)
+
+
+def facts(model: str, provider: ProviderName) -> ModelFacts:
+    """The facts of a model at a provider (the model table for Z.AI's own, else the catalog)."""
+    if provider is ProviderName.ZAI and model in models.MODELS:
+        return _table_facts(model)
+    return _catalog_facts(catalog.rules_for(provider, model))
+
+
+def _table_facts(model: str) -> ModelFacts:
+    """A Z.AI model from bot/models.py."""
+    spec = models.get_spec(model)
+    modes = tuple(m for m in VIDEO_MODES if m in spec.modes)
+    rules = [f"{'/'.join(sorted(spec.image_formats))} up to {format_size(spec.max_image_bytes)}"]
+    rules += [f"{m.value}: {_count(models.image_count(model, m))}" for m in modes if m != Mode.TEXT]
+    if spec.aspect_limit:
+        rules.append("sides within 1:4")
+    if spec.min_image_side:
+        rules.append(f"at least {spec.min_image_side}×{spec.min_image_side}")
+    return ModelFacts(
+        model,
+        ProviderName.ZAI,
+        modes,
+        models.allowed_values(model, "duration") or (),
+        models.allowed_values(model, "size") or (),
+        None,
+        models.allowed_values(model, "audio") is not None,
+        ", ".join(rules),
+        models.default_options(model),
+    )
+
+
+def _catalog_facts(rules: catalog.ModelRules) -> ModelFacts:
+    """A gateway model from bot/providers/catalog.py."""
+    modes = tuple(m for m in VIDEO_MODES if m in rules.modes)
+    formats = "/".join(sorted(rules.image_formats))
+    words = [f"{formats} up to {format_size(rules.max_image_bytes)}"]
+    words += [f"{m.value}: {_count(catalog.PICTURES[m])}" for m in modes if m != Mode.TEXT]
+    words.append("sides within 1:4")
+    return ModelFacts(
+        rules.name,
+        rules.api,
+        modes,
+        tuple(rules.options.get(Option.DURATION, ())),
+        tuple(rules.options.get(Option.SIZE, ())),
+        rules.resolution,
+        Option.AUDIO in rules.options,
+        ", ".join(words),
+        {str(option): value for option, value in rules.defaults.items()},
+    )
+
+
+def _count(bounds: tuple[int, int]) -> str:
+    """`2 pictures`, `1–3 pictures`."""
+    low, high = bounds
+    return f"{low} picture{'s' * (low != 1)}" if low == high else f"{low}–{high} pictures"
+
+
+def span(values: Sequence[Any]) -> str:
+    """Values in words: a long run of integers as `1–16`, else joined with commas."""
+    if len(values) > 3 and all(isinstance(v, int) for v in values):
+        if list(values) == list(range(values[0], values[-1] + 1)):
+            return f"{values[0]}–{values[-1]}"
+    return ", ".join(str(v) for v in values)
