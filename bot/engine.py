@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from bot import models, stills
+from bot import model_facts, models, stills
 from bot.errors import (
     BotError,
     InputError,
@@ -281,6 +281,7 @@ class Engine:
         The one place a request is judged: every entry point asks for a quote first, shows its
         cost if needed, then accepts exactly that quote.
         """
+        self._refuse_missing_option(request)
         prompt, req = self._checked(request)
         # Stills and speech go to the media API (Z.AI's); videos to the first provider offering them.
         provider = None if req.mode is Mode.STILL else self._route(req, prompt)
@@ -296,6 +297,37 @@ class Engine:
         limits = await self._limits(req)
         await self._refusing(quote, self.store.check_admission(self._new_job(quote), **limits))
         return quote
+
+    def option_values(self, model: str, option: str, mode: Mode) -> tuple[Any, ...] | None:
+        """What a configured model accepts for an option in a mode (None: no such option)."""
+        provider = self.provider_of(model)
+        if provider is None:
+            return None
+        return model_facts.option_values(model, provider, option, mode)[0]
+
+    def _refuse_missing_option(self, req: JobRequest) -> None:
+        """An option the model does not take: name the configured models that do (InputError)."""
+        if req.mode not in models.VIDEO_MODES or self.provider_of(req.model) is None:
+            return
+        for option, value in req.options.given().items():
+            if self.option_values(req.model, option, req.mode) is not None:
+                continue
+            having = [
+                m
+                for m in self.models_for(req.mode)
+                if self.option_values(m, option, req.mode) is not None
+            ]
+            command = f"/video {req.mode.value}"
+            where = (
+                f"{', '.join(having)} {'has' if len(having) == 1 else 'have'} it: use "
+                f"`{command} model:{having[0]} {option}:{value}`."
+                if having
+                else f"No model here takes it in `{command}`."
+            )
+            raise InputError(
+                f"{req.model} has no `{option}` option in `{command}`. Leave it out, or pick "
+                f"another model: {where}{models.HELP_HINT}"
+            )
 
     @staticmethod
     def _checked(req: JobRequest) -> tuple[str | None, JobRequest]:

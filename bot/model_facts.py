@@ -89,3 +89,20 @@ def span(values: Sequence[Any]) -> str:
         if list(values) == list(range(values[0], values[-1] + 1)):
             return f"{values[0]}–{values[-1]}"
     return ", ".join(str(v) for v in values)
+
+
+def option_values(
+    model: str, provider: ProviderName, option: str, mode: Mode
+) -> tuple[tuple[Any, ...] | None, Any]:
+    """What a model at a provider accepts for an option in a mode (None: it has no such option,
+    () free text or a range) and its default value (None if it has none)."""
+    if provider is ProviderName.ZAI and model in models.MODELS:
+        values = models.allowed_values(model, option, mode)
+        return values, models.default_options(model).get(option)
+    rules = catalog.rules_for(provider, model)
+    allowed = rules.options.get(Option(option))
+    modes = rules.option_modes.get(Option(option))
+    if allowed is None or (modes is not None and mode not in modes):
+        return None, None
+    values = tuple(allowed) if isinstance(allowed, tuple) else ()
+    return values, rules.defaults.get(Option(option))

@@ -18,12 +18,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import metrics, model_facts, models
-from bot.engine import DM_FAILED, JobRequest, Origin, Quote
+from bot.engine import DM_FAILED, Engine, JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
 from bot.models import DEFAULT_MODEL, OPTION_HELP, Mode, VideoOptions
-from bot.providers import Option, catalog
 from cogs.buttons import CancelButton, JobButton
 from cogs.common import (
     IMAGE_SUFFIXES,
@@ -76,21 +75,45 @@ def _label(option: str, value: Any) -> str:
     return str(value)
 
 
-def choices(mode: Mode, option: str) -> list[Choice[Any]]:
-    """Every value any model of the mode accepts for an option (the model table and the
-    provider catalog; each model's own rules are checked when a request is quoted)."""
-    values: list[Any] = []
-    for model in models.models_for(mode):
-        for value in models.allowed_values(model, option, mode) or ():
-            if value not in values:
-                values.append(value)
-    for rules in catalog.CATALOG.values():
-        allowed = rules.options.get(Option(option)) if mode in rules.modes else None
-        if isinstance(allowed, tuple):  # enumerated values (not a seed range or free text)
-            values += [v for v in allowed if v not in values]
+def _choice_label(option: str, value: Any, default: Any) -> str:
+    """A choice as the picker shows it, the model's default marked."""
+    label = _label(option, value)
+    return f"{label} (default)" if value == default else label
+
+
+def option_choices(
+    engine: Engine, model: str, option: str, mode: Mode, typed: str
+) -> list[Choice[Any]]:
+    """Autocomplete: the values `model` takes for `option` in `mode` (the model table, or the
+    provider catalog for gateway models) that match what was typed; none if it has no such
+    option. A typed value is still checked when the request is quoted."""
+    provider = engine.provider_of(model)
+    if provider is None:
+        return []
+    values, default = model_facts.option_values(model, provider, option, mode)
     if option in ("duration", "fps"):
-        values.sort()
-    return [Choice(name=_label(option, v), value=v) for v in values][:25]
+        values = tuple(sorted(values or ()))
+    wanted = typed.strip().lower()
+    labelled = [(_choice_label(option, v, default), v) for v in values or ()]
+    return [Choice(name=n, value=v) for n, v in labelled if wanted in n.lower()][:25]
+
+
+def option_autocomplete(mode: Mode, option: str) -> Callable[..., Awaitable[list[Choice[Any]]]]:
+    """An autocomplete callback for one option of a /video command: what the model picked so
+    far in the interaction (or the mode's default model) accepts."""
+
+    async def complete(interaction: discord.Interaction, current: str) -> list[Choice[Any]]:
+        """Values of the chosen model."""
+        model = getattr(interaction.namespace, "model", None) or DEFAULT_MODEL[mode]
+        engine = interaction.client.resources.engine  # type: ignore[attr-defined]
+        return option_choices(engine, str(model), option, mode, current)
+
+    return complete
+
+
+def autocompletes(mode: Mode, *options: str) -> dict[str, Any]:
+    """`app_commands.autocomplete` keyword arguments for options of a mode's command."""
+    return {o: option_autocomplete(mode, o) for o in options}
 
 
 # /video frames offers only the options whose values the frames models leave a choice of
@@ -340,11 +363,10 @@ class Video(commands.Cog):
         private=PRIVATE_HELP,
         **OPTION_HELP,
     )
-    @app_commands.choices(
-        **{
-            o: choices(Mode.TEXT, o)
-            for o in ("quality", "size", "duration", "fps", "style", "aspect_ratio", "movement")
-        },
+    @app_commands.autocomplete(
+        **autocompletes(
+            Mode.TEXT, "quality", "size", "duration", "fps", "style", "aspect_ratio", "movement"
+        )
     )
     async def text(
         self,
@@ -392,8 +414,8 @@ class Video(commands.Cog):
         private=PRIVATE_HELP,
         **{k: v for k, v in OPTION_HELP.items() if k not in ("style", "aspect_ratio")},
     )
-    @app_commands.choices(
-        **{o: choices(Mode.IMAGE, o) for o in ("quality", "size", "duration", "fps", "movement")},
+    @app_commands.autocomplete(
+        **autocompletes(Mode.IMAGE, "quality", "size", "duration", "fps", "movement")
     )
     async def image(
         self,
@@ -426,9 +448,7 @@ class Video(commands.Cog):
         private=PRIVATE_HELP,
         **{k: v for k, v in OPTION_HELP.items() if k in FRAMES_OPTIONS + ("model",)},
     )
-    @app_commands.choices(
-        **{o: choices(Mode.FRAMES, o) for o in ("size", "duration", "fps", "movement")},
-    )
+    @app_commands.autocomplete(**autocompletes(Mode.FRAMES, "size", "duration", "fps", "movement"))
     async def frames(
         self,
         interaction: discord.Interaction,
@@ -472,10 +492,7 @@ class Video(commands.Cog):
         audio=OPTION_HELP["audio"],
         private=PRIVATE_HELP,
     )
-    @app_commands.choices(
-        aspect_ratio=choices(Mode.REFERENCE, "aspect_ratio"),
-        movement=choices(Mode.REFERENCE, "movement"),
-    )
+    @app_commands.autocomplete(**autocompletes(Mode.REFERENCE, "aspect_ratio", "movement"))
     async def reference(
         self,
         interaction: discord.Interaction,

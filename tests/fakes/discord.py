@@ -781,9 +781,11 @@ class FakeDiscord:
         subcommand: str,
         option: str,
         typed: str = "",
+        filled: dict[str, Any] | None = None,
     ) -> FakeInteraction:
         """Type into an autocomplete option of a subcommand: Discord sends what was typed so far
-        (a string, whatever the option's type), marked ``focused``; the bot answers with choices."""
+        (a string, whatever the option's type), marked ``focused``, with the options already
+        `filled` in; the bot answers with choices."""
         g = self._guild(guild) if guild is not None else None
         ch, u = self._channel(channel), self._user(user)
         command = self.find_command(name, g.id if g else None, 1)
@@ -793,11 +795,13 @@ class FakeDiscord:
         if not spec.get("autocomplete"):
             raise ValueError(f"option {option!r} of /{name} {subcommand} has no autocomplete")
         focused = {"type": spec["type"], "name": option, "value": typed, "focused": True}
+        types = {o["name"]: o["type"] for o in sub.get("options") or []}
+        given = [{"type": types[k], "name": k, "value": v} for k, v in (filled or {}).items()]
         data: dict[str, Any] = {
             "id": command["id"],
             "name": name,
             "type": 1,
-            "options": [{"type": 1, "name": subcommand, "options": [focused]}],
+            "options": [{"type": 1, "name": subcommand, "options": [*given, focused]}],
         }
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
