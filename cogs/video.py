@@ -228,20 +228,92 @@ class PromptModal(discord.ui.Modal, title="Animate image"):
         self.attachments = attachments
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        """Start the request with the typed prompt."""
-        mode = MODE_BY_COUNT[len(self.attachments)]
+        """Ask privately which model, then start the request with the typed prompt."""
         prompt = self.prompt.value or None
-        await self.cog.start(
-            interaction,
-            mode,
-            DEFAULT_MODEL[mode],
-            prompt,
-            VideoOptions(),
-            self.attachments,
-            Origin.MENU,
-        )
+
+        async def go(clicked: discord.Interaction, mode: Mode, model: str) -> None:
+            """The requester clicked "Make it"."""
+            await self.cog.start(
+                clicked, mode, model, prompt, VideoOptions(), self.attachments, Origin.MENU
+            )
+
+        picks = await self.cog.animate_picks(interaction.guild_id or 0, len(self.attachments))
+        view = ModelQuestion(interaction.user.id, picks, len(self.attachments), go)
+        text = question_text(len(self.attachments))
+        await interaction.response.send_message(text, view=view, ephemeral=True)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        """Same boundary as commands."""
+        await report_error(interaction, error)
+
+
+# What pictures can be in the Animate menu and mentions: 1 → animated; 2 → first and last
+# frames, or references; 3 → references.
+ANIMATE_MODES = {1: (Mode.IMAGE,), 2: (Mode.FRAMES, Mode.REFERENCE), 3: (Mode.REFERENCE,)}
+AS_WORDS = {Mode.FRAMES: "as first and last frames", Mode.REFERENCE: "as references"}
+QUESTION_MINUTES = 10  # the question is an in-memory view: a restart forgets it (ask again)
+Pick = tuple[Mode, str]
+Go = Callable[[discord.Interaction, Mode, str], Awaitable[None]]
+
+
+def pick_label(mode: Mode, model: str, count: int) -> str:
+    """How a (mode, model) reads in the question."""
+    return f"{model} · {AS_WORDS[mode]}" if count > 1 else model
+
+
+def question_text(count: int) -> str:
+    """The private question of the Animate menu and mentions."""
+    what = "these pictures" if count > 1 else "this picture"
+    return (
+        f"Which model should animate {what}? The usual one is picked: press **Make it** to go "
+        f"(this question stays open {QUESTION_MINUTES} minutes)."
+    )
+
+
+class ModelQuestion(discord.ui.View):
+    """Which model (and, for two pictures, frames or references)? Only the requester answers;
+    the default is picked, so one click on "Make it" goes. Lives 10 minutes in memory."""
+
+    def __init__(self, user_id: int, picks: Sequence[Pick], count: int, go: Go) -> None:
+        super().__init__(timeout=QUESTION_MINUTES * 60)
+        self.user_id, self.picks, self.go_on = user_id, list(picks), go
+        self.chosen = self.picks[0]
+        self.pick.options = [
+            discord.SelectOption(
+                label=pick_label(mode, model, count),
+                value=f"{mode.value}:{model}",
+                default=n == 0,
+            )
+            for n, (mode, model) in enumerate(self.picks[:25])
+        ]
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Only the requester decides."""
+        if interaction.user.id != self.user_id:
+            await say(interaction, "This question is for the person who asked for the video.")
+            return False
+        return True
+
+    @discord.ui.select(custom_id="animate:pick", placeholder="Model")
+    async def pick(
+        self, interaction: discord.Interaction, select: discord.ui.Select[ModelQuestion]
+    ) -> None:
+        """Remember the choice; the video starts on "Make it"."""
+        mode, model = select.values[0].split(":", 1)
+        self.chosen = (Mode(mode), model)
+        await interaction.response.defer()
+
+    @discord.ui.button(label="Make it", style=discord.ButtonStyle.primary, custom_id="animate:go")
+    async def go(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ModelQuestion]
+    ) -> None:
+        """Start with the chosen model."""
+        self.stop()
+        await self.go_on(interaction, *self.chosen)
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, _: discord.ui.Item[Any]
+    ) -> None:
         """Same boundary as commands."""
         await report_error(interaction, error)
 
@@ -663,8 +735,13 @@ class Video(commands.Cog):
             return
         if audio_attachments(message) and not image_attachments(message):
             return  # a spoken prompt: the Voice cog's
+        await self._answering(message, self._from_mention(message))
+
+    @staticmethod
+    async def _answering(message: discord.Message, work: Awaitable[None]) -> None:
+        """Run a mention's work; its refusals and failures are replies to the message."""
         try:
-            await self._from_mention(message)
+            await work
         except BotError as exc:
             await message.reply(exc.user_message, allowed_mentions=only(message.author.id))
         except Exception:
@@ -674,7 +751,7 @@ class Video(commands.Cog):
             )
 
     async def _from_mention(self, message: discord.Message) -> None:
-        """A mention with pictures goes through the same pipeline; questions are replies."""
+        """A mention with pictures: ask which model (only the author can answer), then go."""
         attachments = image_attachments(message)
         if not 1 <= len(attachments) <= 3:
             raise InputError(
@@ -682,15 +759,29 @@ class Video(commands.Cog):
                 "or use `/video text` to make a video from words alone."
             )
         check_attachments(attachments)
+        assert message.guild is not None  # checked by on_message
+
+        async def go(clicked: discord.Interaction, mode: Mode, model: str) -> None:
+            """The author clicked "Make it": the question goes, the pipeline answers by replies."""
+            await clicked.response.edit_message(content=f"Making it with {model}…", view=None)
+            await self._answering(message, self._mention_pipeline(message, mode, model))
+
+        picks = await self.animate_picks(message.guild.id, len(attachments))
+        view = ModelQuestion(message.author.id, picks, len(attachments), go)
+        text = f"<@{message.author.id}> {question_text(len(attachments))}"
+        await message.reply(text, view=view, allowed_mentions=only(message.author.id))
+
+    async def _mention_pipeline(self, message: discord.Message, mode: Mode, model: str) -> None:
+        """A mention's request through the same pipeline; questions are replies."""
+        attachments = image_attachments(message)
         guild = message.guild
         assert guild is not None and self.bot.user is not None  # checked by on_message
-        mode = MODE_BY_COUNT[len(attachments)]
         prompt = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip() or None
         request = JobRequest(
             guild.id,
             message.channel.id,
             message.author.id,
-            DEFAULT_MODEL[mode],
+            model,
             mode,
             prompt,
             origin=Origin.MENTION,
@@ -699,6 +790,22 @@ class Video(commands.Cog):
         ask = partial(message.reply, allowed_mentions=only(message.author.id))
         pictures = partial(fetch_images, self.bot, attachments)
         await self.pipeline(self.engine.quote(request), Entry(ask, pictures, reference=message))
+
+    async def animate_picks(self, guild_id: int, count: int) -> list[Pick]:
+        """The server's enabled models of configured providers for `count` pictures, the usual
+        one first (InputError if there is none)."""
+        enabled = await self.engine.moderators.model_rules(guild_id)
+        picks = [
+            (mode, model)
+            for mode in ANIMATE_MODES[count]
+            for model in self.engine.models_for(mode)
+            if enabled.get(model, True)
+        ]
+        usual = (MODE_BY_COUNT[count], DEFAULT_MODEL[MODE_BY_COUNT[count]])
+        picks.sort(key=lambda pick: pick != usual)  # stable: the rest keep table order
+        if not picks:
+            raise InputError("No model animates pictures on this server now. Ask a moderator.")
+        return picks[:25]
 
     # --- result buttons -------------------------------------------------------------------
 

@@ -50,6 +50,33 @@ async def private_text(interaction: FakeInteraction) -> str:
     return message.content
 
 
+QUESTION = "Which model should animate"
+
+
+async def make_it(
+    h: Harness, question: FakeMessage, user: Any = None, pick: str | None = None
+) -> FakeInteraction:
+    """Answer the bot's model question (Animate menu or mention): maybe pick, then Make it."""
+    user = user or h.alice
+    if pick is not None:
+        chosen = await h.discord.click(
+            h.guild, h.channel, user, question, "animate:pick", values=[pick]
+        )
+        await chosen.wait_callback()
+    return await h.discord.click(h.guild, h.channel, user, question, "animate:go")
+
+
+async def mention_question(h: Harness) -> FakeMessage:
+    """The model question the bot replied to a mention with (still unanswered)."""
+    me = h.discord.bot_user.id
+    return await h.discord.wait_for_message(
+        lambda m: (
+            m.author_id == me and QUESTION in m.content and bool(m.components) and not m.ephemeral
+        ),
+        channel=h.channel,
+    )
+
+
 def png(h: Harness, name: str = "cat.png", w: int = 320, hgt: int = 240) -> dict[str, Any]:
     """A real PNG on the fake CDN."""
     return h.attachment(name, make_png(w, hgt), "image/png")
@@ -173,7 +200,9 @@ async def test_context_menu_with_two_images_makes_frames(h: Harness) -> None:
     modal = await h.discord.submit_modal(
         menu, h.alice, {"prompt": "morph slowly"} if False else _prompt_values(menu, "morph")
     )
-    assert "Accepted" in await private_text(modal)
+    question = await modal.wait_response()
+    assert question.ephemeral and QUESTION in question.content
+    assert "Accepted" in await private_text(await make_it(h, question))
     await h.result_for(h.alice)
     assert h.zai.submits[0]["prompt"] == "morph" and len(h.zai.submits[0]["image_url"]) == 2
 
@@ -201,6 +230,7 @@ async def test_mention_with_an_image_starts_a_video(h: Harness) -> None:
         attachments=[h.attachment("p.jpg", make_jpeg(320, 240), "image/jpeg")],
         mentions=[me],
     )
+    await make_it(h, await mention_question(h))
     await h.result_for(h.alice)
     assert h.zai.submits[0]["prompt"] == "make it rain"
 
@@ -211,6 +241,7 @@ async def test_mention_with_three_images_is_reference_mode(h: Harness) -> None:
     await h.discord.user_message(
         h.guild, h.channel, h.alice, f"<@{me.id}>", attachments=pics, mentions=[me]
     )
+    await make_it(h, await mention_question(h))
     await h.result_for(h.alice)
     assert (
         h.zai.submits[0]["model"] == "vidu2-reference" and len(h.zai.submits[0]["image_url"]) == 3

@@ -12,7 +12,7 @@ from cogs.common import inert
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.media import make_png
 from tests.harness import Harness, harness
-from tests.test_e2e import private_text, slash
+from tests.test_e2e import make_it, mention_question, private_text, slash
 from tests.test_moderation import admin, spent
 from tests.util import eventually
 
@@ -121,6 +121,7 @@ async def test_a_reply_that_does_not_mention_in_text_starts_nothing(h: Harness) 
     await h.discord.user_message(
         h.guild, h.channel, h.bob, f"<@!{me.id}> go", attachments=[later], mentions=[me]
     )
+    await make_it(h, await mention_question(h), h.bob)
     await h.result_for(h.bob)
     assert h.resources is not None
     rows = await h.resources.db.fetchall("SELECT user_id FROM jobs")

@@ -24,6 +24,7 @@ from storage.jobs import Job
 from tests.fakes.discord import FakeMessage
 from tests.fakes.media import make_jpeg, make_png
 from tests.harness import Harness, harness
+from tests.test_e2e import QUESTION, make_it
 from tests.util import eventually
 
 MB = 1024 * 1024
@@ -357,9 +358,14 @@ async def _ask(h: Harness, case: Case) -> None:
     if case.mention is not None:
         content, attachments = case.mention(h)
         me = h.discord.bot_user
-        await h.discord.user_message(
+        sent = await h.discord.user_message(
             h.guild, h.channel, h.alice, content, attachments=attachments, mentions=[me]
         )
+        first = await h.discord.wait_for_message(
+            lambda m: m.author_id == me.id and m.id > sent.id, channel=h.channel
+        )
+        if QUESTION in first.content:  # which model: the usual one
+            await make_it(h, first)
         return
     resolved = case.options(h)
     attachments = {k: v for k, v in resolved.items() if isinstance(v, dict)}
@@ -375,7 +381,10 @@ async def _ask_and_read_refusal(h: Harness, case: Case) -> FakeMessage:
     if case.mention is not None:
         await _ask(h, case)
         me = h.discord.bot_user.id
-        reply = await h.discord.wait_for_message(lambda m: m.author_id == me, channel=h.channel)
+        reply = await h.discord.wait_for_message(
+            lambda m: m.author_id == me and QUESTION not in m.content and "Making" not in m.content,
+            channel=h.channel,
+        )
         assert reply.allowed_mentions is not None and reply.allowed_mentions.get("parse") == []
         return reply
     before = set(h.discord.interactions)

@@ -15,7 +15,7 @@ from bot.providers import ProviderName
 from tests.fakes.discord import FakeInteraction, FakeMessage
 from tests.fakes.media import make_png
 from tests.harness import Harness, harness
-from tests.test_e2e import _prompt_values, private_text, slash
+from tests.test_e2e import _prompt_values, make_it, mention_question, private_text, slash
 from tests.test_moderation import admin, spent
 
 NO_CREDITS = "no credits left"
@@ -38,9 +38,11 @@ async def mention(h: Harness, n: int) -> FakeMessage:
     """Mention the bot on a message with n pictures."""
     me = h.discord.bot_user
     pics = [pic(h, i) for i in range(n)]
-    return await h.discord.user_message(
+    sent = await h.discord.user_message(
         h.guild, h.channel, h.alice, f"<@{me.id}> go", attachments=pics, mentions=[me]
     )
+    await make_it(h, await mention_question(h))
+    return sent
 
 
 async def bot_reply(h: Harness, text: str) -> FakeMessage:
@@ -52,13 +54,14 @@ async def bot_reply(h: Harness, text: str) -> FakeMessage:
 
 
 async def menu(h: Harness, n: int) -> FakeInteraction:
-    """Animate image on a message with n pictures; the modal submitted."""
+    """Animate image on a message with n pictures; the modal submitted, the usual model taken."""
     source = await h.discord.user_message(
         h.guild, h.channel, h.bob, "look", attachments=[pic(h, i) for i in range(n)]
     )
     opened = await h.discord.context_menu(h.guild, h.channel, h.alice, "Animate image", source)
     await opened.wait_callback()
-    return await h.discord.submit_modal(opened, h.alice, _prompt_values(opened, "move"))
+    submitted = await h.discord.submit_modal(opened, h.alice, _prompt_values(opened, "move"))
+    return await make_it(h, await submitted.wait_response())
 
 
 # --- issue 10 item 4: rules, credits and slots before any download ------------------------
