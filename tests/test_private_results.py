@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cogs.common import jump_url
 from storage.rows import Job
 from tests.harness import Harness, harness
 from tests.test_discord_faults import ended, results
@@ -43,7 +44,7 @@ async def test_a_private_result_goes_to_the_requesters_dms_only(h: Harness) -> N
     dm = h.discord.channels[message.channel_id]
     assert dm.is_dm and dm.recipient is h.alice
     assert any(name == "video-1.mp4" for name, _ in message.attachments)
-    back = f"https://discord.com/channels/{h.guild.id}/{h.channel.id}"
+    back = jump_url(h.guild.id, h.channel.id, 0).rsplit("/", 1)[0]  # the channel's link
     assert back in message.content and f"<#{h.channel.id}>" in message.content
     assert public(h) == []  # no status message, no result in the channel
     jobs = await private_text(await h.discord.slash(h.guild, h.channel, h.alice, "jobs"))
