@@ -398,7 +398,10 @@ class Engine:
         """Re-roll (same request and pictures) or Extend (an image job of the same family)."""
         job = await self.job(job_id)
         if job is None:
-            raise InputError("That video is no longer known to the bot.")
+            raise InputError(
+                "That video is no longer known to the bot (its record was cleared). "
+                "Use `/video` to make a new one; `/jobs` lists yours."
+            )
         reroll = origin is Origin.REROLL
         with_pictures = job.mode not in (Mode.TEXT, Mode.STILL)
         if reroll and with_pictures and not await self.store.input_count(job.id):

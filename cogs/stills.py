@@ -110,7 +110,10 @@ class Stills(commands.Cog):
         """Animate, Re-roll or Details on a posted still."""
         job = await self.engine.job(job_id)
         if job is None:
-            raise InputError("That picture is no longer known to the bot.")
+            raise InputError(
+                "That picture is no longer known to the bot (its record was cleared). "
+                "Use `/image` to make a new one; `/jobs` lists yours."
+            )
         if action == "details":
             await say(interaction, self.video._details(job))
         elif action == "reroll":

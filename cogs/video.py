@@ -815,7 +815,10 @@ class Video(commands.Cog):
         """Re-roll, Extend, Details or Delete on a delivered video."""
         job = await self.engine.job(job_id)
         if job is None:
-            raise InputError("That video is no longer known to the bot.")
+            raise InputError(
+                "That video is no longer known to the bot (its record was cleared). "
+                "Use `/video` to make a new one; `/jobs` lists yours."
+            )
         if action == "details":
             await say(interaction, self._details(job))
         elif action == "delete":
