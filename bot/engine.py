@@ -28,6 +28,7 @@ from bot.errors import (
 )
 from bot.failpoints import failpoint
 from bot.images import ImageInfo, fit_image, inspect_image
+from bot.leases import LeaseKeeper, process_name
 from bot.models import Mode, VideoOptions
 from bot.moderation import ModeratorActions
 from bot.policy import Policy
@@ -51,9 +52,10 @@ from bot.zai_media import HOTWORDS_MAX, MediaAction, member_message
 from storage.credits import Balance, Credits, day_key
 from storage.errors import RefusalKind, Refused
 from storage.jobs import Job, JobStore, NewJob, StoredImage
+from storage.leases import LeaseStore
 from storage.moderation import ModerationStore
 from storage.retention import Retention, RetentionPolicy, SweepReport
-from storage.states import AT_PROVIDER, CANCELLABLE, JobState
+from storage.states import AT_PROVIDER, CANCELLABLE, UNFINISHED, JobState
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +187,8 @@ class EngineConfig:
     approval_sweep_seconds: float = 60.0  # how often the scheduler looks for expired requests
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     sweep_seconds: float = 3600.0  # between retention sweeps (pictures live ≤ this past retention)
+    lease_seconds: float = 60.0  # a dead process's jobs are taken over this long after it died
+    sole_process: bool = False  # SQLite's process lock is held: every other lease is dead
 
 
 def prepare_images(
@@ -269,6 +273,8 @@ class Engine:
         self._backlog = False  # the last pass left due polls for later (too many in flight)
         self._sweep_task: asyncio.Task[None] | None = None
         self.retention = Retention(store.db, self.config.retention)
+        leases = LeaseStore(store.db, process_name(), self.config.lease_seconds)
+        self.leases = LeaseKeeper(leases, self._took_over, self.wake)
         self._closing = False
         self._last_sweep = 0.0  # when the scheduler last looked for expired approvals
         self.last_pass = time.time()  # when the scheduler last looked at the database (/healthz)
@@ -788,8 +794,17 @@ class Engine:
 
     # --- reports from the front end -------------------------------------------------------
 
+    async def claim_delivery(self, job_id: int) -> bool:
+        """Hold a finished job's lease for its delivery (False: another process delivers it)."""
+        return await self.leases.claim_delivery(job_id)
+
+    def made_here(self, job_id: int) -> bool:
+        """Whether this process finished the job (so no other can have posted its result)."""
+        return job_id in self.leases.made_here
+
     async def mark_delivered(self, job_id: int, message_id: int | None) -> bool:
         """The video was posted."""
+        self.leases.delivered(job_id)
         done = await self.store.mark_delivered(job_id, message_id)
         if done:
             log.info("job %d delivered as message %s", job_id, message_id)
@@ -801,6 +816,7 @@ class Engine:
 
     async def mark_undeliverable(self, job_id: int, reason: str) -> bool:
         """The video could not be posted anywhere: refund and keep the reason for /jobs."""
+        self.leases.delivered(job_id)
         done = await self.store.end(
             job_id,
             JobState.UNDELIVERABLE,
@@ -816,9 +832,11 @@ class Engine:
     # --- the scheduler --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover jobs left by a previous process, then start the scheduler and sweep loops."""
+        """Take over jobs left by stopped processes, then start the scheduler and sweep loops."""
         self._closing = False
-        await self._recover()
+        self.schedule.observe_many(await self.store.recent_observations())
+        await self.leases.start(sole_process=self.config.sole_process)
+        await self._ask_again()
         self._loop_task = spawn(self._run(), name="engine-scheduler")
         self._sweep_task = spawn(self._sweep_loop(), name="engine-retention")
 
@@ -844,6 +862,7 @@ class Engine:
         for task in self._events:
             task.cancel()
         await asyncio.gather(*self._events, return_exceptions=True)
+        await self.leases.close()  # after the submits: a cut one is left for the next holder
 
     def schedule_models(self) -> list[str]:
         """Every model the poll schedule keeps a history for."""
@@ -868,15 +887,24 @@ class Engine:
         else:
             self._wake.set()
 
-    async def _recover(self) -> None:
-        """A job caught mid-submit may or may not exist at the provider: never resend it."""
-        self.schedule.observe_many(await self.store.recent_observations())
-        for job in await self.store.in_states((JobState.SUBMITTING,)):
+    async def _took_over(self, job: Job) -> None:
+        """A job whose holder stopped is now ours: a submit that may have arrived is never
+        resent (ended, refunded); a result is delivered; a task is polled."""
+        if job.state is JobState.SUBMITTING:
             await self._end(
-                job, ProviderErrorKind.AMBIGUOUS, "submit_unconfirmed", "process stopped mid-submit"
+                job,
+                ProviderErrorKind.AMBIGUOUS,
+                "submit_unconfirmed",
+                "process stopped mid-submit",
+                from_states=(JobState.SUBMITTING,),
             )
-        for job in await self.store.in_states((JobState.SUCCEEDED,)):
+        elif job.state is JobState.SUCCEEDED:
             self._emit(JobEvent.FINISHED, job)  # not delivered yet: the front end delivers it
+        else:
+            self._note_next(job.next_poll_at or time.time())
+
+    async def _ask_again(self) -> None:
+        """Requests whose moderators were never asked (the process died first)."""
         for job in await self.store.in_states((JobState.PENDING_APPROVAL,)):
             if job.approval_message_id is None:  # died before the moderators were asked
                 self._emit(JobEvent.PENDING_APPROVAL, job)
@@ -918,7 +946,7 @@ class Engine:
         """Seconds until the next poll or retry time after `since` (the pass looked at all
         before), or the end of a halt; capped at 60 s."""
         now = time.time()
-        at = await self.store.next_wake(since)
+        at = await self.store.next_wake(since, self.leases.owner)
         for until in (u for u in self.halts.values() if u > now):
             at = min(at or until, until)
         if at is None:
@@ -956,7 +984,7 @@ class Engine:
         if limit <= 0:
             self._backlog = True
             return 0
-        jobs = await self.store.due_polls(time.time(), limit, self._busy)
+        jobs = await self.store.due_polls(time.time(), limit, self._busy, self.leases.owner)
         self._backlog = len(jobs) >= limit
         started = 0
         for job in jobs:
@@ -987,7 +1015,9 @@ class Engine:
             async with self._submit_slots:
                 waiting = False
                 self._waiting_submits -= 1
-                if not self._closing and await self.store.mark_submitting(job.id):
+                if not self._closing and await self.leases.claim_submit(
+                    job.id, self.config.max_concurrent
+                ):
                     await (self._send_still(job) if job.mode == Mode.STILL else self._send(job))
         finally:
             if waiting:  # cancelled in the queue
@@ -1038,6 +1068,7 @@ class Engine:
             await self._submit_failed(job, _internal_error(exc, sent=sending))
         else:
             if await self.store.mark_generated(job.id, result.created_id, result.url):
+                self.leases.made_here.add(job.id)
                 log.info("job %d: still made", job.id)
                 await self._emit_job(JobEvent.FINISHED, job.id)
 
@@ -1132,8 +1163,15 @@ class Engine:
         log.critical("%s refused work for the account (%s); submissions paused", provider, exc)
         self._emit(JobEvent.HALTED, job)
 
-    async def _end(self, job: Job, kind: ProviderErrorKind, code: str, message: str) -> None:
-        """End a job badly with a refund, and report it."""
+    async def _end(
+        self,
+        job: Job,
+        kind: ProviderErrorKind,
+        code: str,
+        message: str,
+        from_states: Sequence[JobState] = UNFINISHED,
+    ) -> None:
+        """End a job badly with a refund (if it is still in `from_states`), and report it."""
         state = JobState.REFUSED if kind is ProviderErrorKind.CONTENT_FILTER else JobState.FAILED
         if kind is ProviderErrorKind.BAD_REQUEST:
             log.error(
@@ -1147,7 +1185,9 @@ class Engine:
         error = ProviderError(kind, code, message)
         action = _MEDIA_ACTIONS.get(job.mode)
         user_text = member_message(action, error) if action else error.user_message
-        if await self.store.end(job.id, state, code, user_text, refund=True):
+        if await self.store.end(
+            job.id, state, code, user_text, refund=True, from_states=from_states
+        ):
             log.info("job %d %s (%s): refunded", job.id, state, code)
             await self._emit_job(JobEvent.FAILED, job.id)
 
@@ -1197,6 +1237,7 @@ class Engine:
         if state.status is TaskStatus.SUCCESS:
             self._forget_progress(job.id)
             if await self.store.mark_succeeded(job.id, state.video_url or "", state.cover_url):
+                self.leases.made_here.add(job.id)
                 # It finished after the last poll that found it running, before this answer.
                 lower = job.last_running_at - submitted if job.last_running_at else 0.0
                 self.schedule.observe(job.model, job.options, lower, now - submitted)

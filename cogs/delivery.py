@@ -141,7 +141,6 @@ class Delivery(commands.Cog):
         self._pending: set[int] = set()
         self._timers: set[asyncio.Task[None]] = set()
         self.scratch = bot.resources.scratch
-        self._started_at = time.time()
 
     async def cog_load(self) -> None:
         """Empty the scratch directory: whatever is there was left by a killed process."""
@@ -312,6 +311,8 @@ class Delivery(commands.Cog):
             job = await self.engine.job(job_id)
             if job is None or job.state is not S.SUCCEEDED:
                 return
+            if not await self.engine.claim_delivery(job_id):  # another process delivers it
+                return
             try:
                 message_id = await self._posted_before_restart(job) or await self._post_result(job)
                 failpoint("after_upload")
@@ -330,10 +331,10 @@ class Delivery(commands.Cog):
         """The result an earlier process posted but did not record (it was killed in between).
 
         Discord answers a repeated nonce with the first message for a few minutes only; a job
-        that finished before this process started may have been down longer, so its channel
-        is searched for the result first (one history read, only for such jobs).
+        that another process (or this one before a restart) finished may have waited longer,
+        so its channel is searched for the result first (one history read, only for such jobs).
         """
-        if (job.finished_at or 0) >= self._started_at or self.bot.user is None:
+        if self.engine.made_here(job.id) or self.bot.user is None:
             return None
         since = dt.datetime.fromtimestamp(job.finished_at or 0, tz=dt.UTC)
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from storage import sql
+from storage.notify import LocalNotifier
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,13 @@ class Database:
     multi-statement transaction takes `_lock` to keep other coroutines' statements out of it.
     """
 
+    dialect = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        # Wake-ups for the schedulers on this file: in this process only (one process per file).
+        self.notifier = LocalNotifier(str(path.resolve()))
         self._lock = asyncio.Lock()
         self._closed = False
         # `run` transactions: a plain sqlite3 connection on one thread of its own (aiosqlite

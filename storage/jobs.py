@@ -12,6 +12,7 @@ from storage import sql
 from storage.credits import day_key
 from storage.db import Database, placeholders, sha256_hex
 from storage.errors import RefusalKind, Refused
+from storage.notify import Notice
 from storage.rows import Job, NewJob, StoredImage, insert_params
 from storage.states import UNFINISHED, JobState
 
@@ -51,6 +52,8 @@ class JobStore:
                 raise Refused(RefusalKind.PICTURES_GONE)
             ledger = (new.guild_id, new.user_id, day, -new.cost, "reserve", job_id, None, now)
             conn.execute(sql.INSERT_LEDGER, ledger)
+            if new.state is JobState.QUEUED:
+                self.db.notifier.send(conn, Notice.WORK)
             return conn.execute(sql.SELECT_JOB, (job_id,)).fetchone()
 
         return Job.from_row(await self.db.run(admit))
@@ -135,15 +138,18 @@ class JobStore:
         """1-based position of a queued job in the fair order."""
         return (await self.db.fetchone(sql.SELECT_QUEUE_POSITION, (job_id,)))[0]
 
-    async def due_polls(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Job]:
-        """Processing jobs whose next poll is due, most overdue first, except `exclude`."""
-        params = (now, json.dumps(list(exclude)), limit)
+    async def due_polls(
+        self, now: float, limit: int, exclude: Iterable[int] = (), owner: str = ""
+    ) -> list[Job]:
+        """Processing jobs `owner` holds whose next poll is due, most overdue first, except
+        `exclude`."""
+        params = (now, json.dumps(list(exclude)), owner, limit)
         rows = await self.db.fetchall(sql.SELECT_DUE_POLLS, params)
         return [Job.from_row(r) for r in rows]
 
-    async def next_wake(self, after: float) -> float | None:
-        """The earliest poll or retry time later than `after`."""
-        return (await self.db.fetchone(sql.SELECT_NEXT_WAKE, (after, after)))[0]
+    async def next_wake(self, after: float, owner: str = "") -> float | None:
+        """The earliest time later than `after` of a poll `owner` holds or a queued retry."""
+        return (await self.db.fetchone(sql.SELECT_NEXT_WAKE, (after, owner, after)))[0]
 
     async def recent_observations(
         self, limit: int = 500
@@ -166,12 +172,12 @@ class JobStore:
     async def requeue(self, job_id: int, at: float, code: str, message: str) -> bool:
         """submitting → queued again, for a submit that surely did not reach the provider."""
         params = (at, code, message[:500], time.time(), job_id)
-        return await self.db.execute(sql.MARK_REQUEUED, params) == 1
+        return await self._changed(sql.MARK_REQUEUED, params)
 
     async def move(self, job_id: int, provider: str, code: str, message: str) -> bool:
         """submitting → queued at another provider, for a submit the first one surely refused."""
         params = (provider, time.time(), code, message[:500], time.time(), job_id)
-        return await self.db.execute(sql.MARK_MOVED, params) == 1
+        return await self._changed(sql.MARK_MOVED, params)
 
     async def mark_polled(self, job_id: int, next_poll_at: float) -> bool:
         """Count a poll that failed: poll again at `next_poll_at`."""
@@ -188,13 +194,13 @@ class JobStore:
         """submitting → succeeded for a synchronous job (a still): its answer is the result."""
         now = time.time()
         params = (task_id, now, now, url, now, job_id)
-        return await self.db.execute(sql.MARK_GENERATED, params) == 1
+        return await self._changed(sql.MARK_GENERATED, params)
 
     async def mark_succeeded(self, job_id: int, video_url: str, cover_url: str | None) -> bool:
         """processing → succeeded with the result links."""
         now = time.time()
         params = (now, video_url, cover_url, now, job_id)
-        return await self.db.execute(sql.MARK_SUCCEEDED, params) == 1
+        return await self._changed(sql.MARK_SUCCEEDED, params)
 
     async def mark_delivered(self, job_id: int, message_id: int | None) -> bool:
         """succeeded → delivered, with the result message."""
@@ -208,7 +214,7 @@ class JobStore:
     async def approve(self, job_id: int, moderator_id: int) -> bool:
         """pending_approval → queued."""
         now = time.time()
-        return await self.db.execute(sql.APPROVE_JOB, (moderator_id, now, now, job_id)) == 1
+        return await self._changed(sql.APPROVE_JOB, (moderator_id, now, now, job_id))
 
     async def set_approval_message(self, job_id: int, message_id: int) -> None:
         """Remember the moderators' approval request message."""
@@ -244,9 +250,22 @@ class JobStore:
                 return False
             if refund:
                 _refund(conn, job_id, now, reason)
+            self.db.notifier.send(conn, Notice.WORK)  # it may have held a provider slot
             return True
 
         return await self.db.run(finish)
+
+    async def _changed(self, query: str, params: Sequence[Any]) -> bool:
+        """One guarded state change; when it happened, wake the schedulers on this database
+        (in the same transaction: a job to submit, or a provider slot freed)."""
+
+        def change(conn: sqlite3.Connection) -> bool:
+            if conn.execute(query, params).rowcount != 1:
+                return False
+            self.db.notifier.send(conn, Notice.WORK)
+            return True
+
+        return await self.db.run(change)
 
 
 class _Admissible(Exception):

@@ -29,6 +29,9 @@ class NewJob:
     first_frame_only: bool = False  # an animated picture was reduced to its first frame
     provider: str = "zai"  # the API format that holds the task (bot.providers.ProviderName)
     private: bool = False  # the result goes to the requester's direct messages
+    # The process working on the job and until when its claim holds (storage/leases.py).
+    lease_owner: str | None = None
+    lease_until: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,7 @@ from storage.states import (
     CANCELLABLE,
     FINAL,
     GENERATED,
+    LEASED,
     SERVED,
     UNFINISHED,
     sql_in,
@@ -16,6 +17,7 @@ from storage.states import (
 from storage.states import JobState as S
 
 FINAL_IN = sql_in(FINAL)  # (here: migration 6 uses it)
+LEASED_IN = sql_in(LEASED)  # (here: migration 10 uses it)
 
 # Migrations: index + 1 is the schema version stored in PRAGMA user_version.
 MIGRATIONS: list[str] = [
@@ -222,6 +224,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
     """,
+    # 10: leases: the process working on a job and until when (several processes share the
+    # jobs; a dead one's are taken over when its leases run out). The partial index holds the
+    # leased jobs only: renewals find a process's own, the takeover sweep the expired ones.
+    f"""
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until REAL;
+    CREATE INDEX jobs_leased ON jobs (lease_owner, lease_until) WHERE state IN {LEASED_IN};
+    """,  # noqa: S608 (enum values)
 ]
 
 PRAGMAS = (
@@ -341,18 +351,21 @@ SELECT count(*) + 1 FROM ranked, me
 WHERE ranked.turn < me.turn OR (ranked.turn = me.turn AND ranked.id < me.id)
 """  # noqa: S608
 
-# The second parameter is a JSON list of the jobs whose poll is already in flight.
+# The second parameter is a JSON list of the jobs whose poll is already in flight; the third
+# the polling process: it polls the jobs it holds the lease of (storage/leases.py).
 SELECT_DUE_POLLS = f"""
 SELECT {JOB_COLUMNS} FROM jobs
 WHERE state = {PROCESSING} AND next_poll_at <= ?
-  AND id NOT IN (SELECT value FROM json_each(?))
+  AND id NOT IN (SELECT value FROM json_each(?)) AND lease_owner = ?
 ORDER BY next_poll_at LIMIT ?
 """  # noqa: S608
 
 # Only future times: what is due already waits for a slot or a poll in flight, whose end wakes.
+# Polls of this process's jobs only (the second parameter); queued jobs are anyone's.
 SELECT_NEXT_WAKE = f"""
 SELECT min(t) FROM (
-    SELECT min(next_poll_at) AS t FROM jobs WHERE state = {PROCESSING} AND next_poll_at > ?
+    SELECT min(next_poll_at) AS t FROM jobs
+    WHERE state = {PROCESSING} AND next_poll_at > ? AND lease_owner = ?
     UNION ALL
     SELECT min(next_attempt_at) FROM jobs WHERE state = {QUEUED} AND next_attempt_at > ?
 )
@@ -433,6 +446,50 @@ SET_STATUS_MESSAGE = "UPDATE jobs SET status_message_id = ?, updated_at = ? WHER
 
 # Why a delivered job reached its requester another way (a private result whose DM failed).
 SET_DELIVERY_NOTE = "UPDATE jobs SET error_code = ?, error_message = ?, updated_at = ? WHERE id = ?"
+
+# --- leases (storage/leases.py) -------------------------------------------------------------
+# A lease is (lease_owner, lease_until) on a job in LEASED: the one process that may send,
+# poll, time out or deliver it. Every claim is a guarded UPDATE; on PostgreSQL the rows are
+# first locked with FOR UPDATE SKIP LOCKED, so claimers never wait on each other's rows.
+
+_EXPIRED = "(lease_owner IS NULL OR lease_until < :expired_before)"
+
+# queued -> submitting under this process's lease (after the slot count, same transaction).
+CLAIM_SUBMIT = f"""
+UPDATE jobs SET state = {SUBMITTING}, attempts = attempts + 1, updated_at = :now,
+       lease_owner = :owner, lease_until = :until
+WHERE id = :id AND state = {QUEUED}
+"""  # noqa: S608 (enum values)
+
+# The row of a queued job, locked for the claim (PostgreSQL; SQLite's BEGIN IMMEDIATE suffices).
+LOCK_QUEUED = f"SELECT id FROM jobs WHERE id = :id AND state = {QUEUED} FOR UPDATE SKIP LOCKED"  # noqa: S608
+
+RENEW_LEASES = f"""
+UPDATE jobs SET lease_until = :until WHERE lease_owner = :owner AND state IN {LEASED_IN}
+"""  # noqa: S608 (enum values)
+
+# Leased jobs whose lease ran out (or was given up), not this process's own, oldest first.
+SELECT_EXPIRED_LEASES = f"""
+SELECT id FROM jobs
+WHERE state IN {LEASED_IN} AND {_EXPIRED} AND (lease_owner IS NULL OR lease_owner <> :owner)
+ORDER BY id LIMIT :limit
+"""  # noqa: S608 (enum values)
+
+TAKE_LEASE = f"""
+UPDATE jobs SET lease_owner = :owner, lease_until = :until
+WHERE id = :id AND state IN {LEASED_IN} AND {_EXPIRED}
+"""  # noqa: S608 (enum values)
+
+# Delivery: a finished job this process holds, or whose holder's lease ran out.
+CLAIM_DELIVERY = f"""
+UPDATE jobs SET lease_owner = :owner, lease_until = :until
+WHERE id = :id AND state = {SUCCEEDED} AND (lease_owner = :owner OR {_EXPIRED})
+"""  # noqa: S608 (enum values)
+
+RELEASE_LEASES = f"""
+UPDATE jobs SET lease_owner = NULL, lease_until = NULL
+WHERE lease_owner = :owner AND state IN {LEASED_IN}
+"""  # noqa: S608 (enum values)
 
 # --- credits ----------------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ S = JobState
 UNFINISHED = (S.PENDING_APPROVAL, S.QUEUED, S.SUBMITTING, S.PROCESSING, S.SUCCEEDED)
 # Holding one of the operator's provider slots.
 AT_PROVIDER = (S.SUBMITTING, S.PROCESSING)
+# Held by one process at a time (a lease): sent or being sent, or finished and being delivered.
+LEASED = (S.SUBMITTING, S.PROCESSING, S.SUCCEEDED)
 # Served by the provider, being delivered or done: counts for fair queue order.
 SERVED = (*AT_PROVIDER, S.SUCCEEDED)
 # The provider finished it (its generation time is known).

@@ -277,10 +277,12 @@ class CountingStore(JobStore):
 
     passes = 0
 
-    async def due_polls(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Job]:
+    async def due_polls(
+        self, now: float, limit: int, exclude: Iterable[int] = (), owner: str = ""
+    ) -> list[Job]:
         """Count, then answer as usual."""
         self.passes += 1
-        return await super().due_polls(now, limit, exclude)
+        return await super().due_polls(now, limit, exclude, owner)
 
 
 async def test_a_poll_answer_does_not_cost_a_scheduler_pass(
