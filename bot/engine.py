@@ -840,8 +840,12 @@ class Engine:
         self._loop_task = spawn(self._run(), name="engine-scheduler")
         self._sweep_task = spawn(self._sweep_loop(), name="engine-retention")
 
-    async def close(self, submit_grace: float = 10.0) -> None:
-        """Stop the loops; let submits in flight land (a cut submit is ambiguous), drop polls."""
+    async def close(self, submit_grace: float = 10.0, *, release: bool = True) -> None:
+        """Stop the loops; let submits in flight land (a cut submit is ambiguous), drop polls.
+
+        The leases are given up, so other processes take the jobs over at once; `release=False`
+        leaves them to run out, as a killed process does (tests of the takeover).
+        """
         self._closing = True
         for loop_task in (self._loop_task, self._sweep_task):
             if loop_task is not None:
@@ -862,7 +866,7 @@ class Engine:
         for task in self._events:
             task.cancel()
         await asyncio.gather(*self._events, return_exceptions=True)
-        await self.leases.close()  # after the submits: a cut one is left for the next holder
+        await self.leases.close(release=release)  # after the submits: a cut one is ambiguous
 
     def schedule_models(self) -> list[str]:
         """Every model the poll schedule keeps a history for."""

@@ -54,13 +54,15 @@ class LeaseKeeper:
         await self.sweep(every=sole_process)
         self._task = spawn(self._keep(), name="engine-leases")
 
-    async def close(self) -> None:
+    async def close(self, *, release: bool = True) -> None:
         """Stop renewing and give every lease up: other processes take the jobs over at once."""
         self.store.db.notifier.unsubscribe(self._notice)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if not release:
+            return
         with contextlib.suppress(Exception):  # not given up: they run out instead
             released = await self.store.release()
             log.info("gave up %d lease(s)", released)

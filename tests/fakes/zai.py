@@ -445,6 +445,7 @@ class FakeZai:
         self.media_host = media_host
         self.media_redirect: str | None = None
         self.request_log: list[RequestRecord] = []
+        self.max_processing = 0  # the most tasks PROCESSING at once (a limit shared by processes)
         self.in_flight: dict[RequestKind, int] = {"submit": 0, "poll": 0, "media": 0}
         self.max_in_flight: dict[RequestKind, int] = {"submit": 0, "poll": 0, "media": 0}
         self.media_held = 0
@@ -624,6 +625,7 @@ class FakeZai:
             finish_at=finish_at,
         )
         self.tasks[task.id] = task
+        self.max_processing = max(self.max_processing, len(self.processing()))
         if finish_at is not None:
             loop = asyncio.get_running_loop()
             task.timer = loop.call_at(finish_at, self._complete_on_schedule, task)
