@@ -43,6 +43,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_concurrent=settings.zai_max_concurrent_tasks,
         max_inflight_per_user=settings.max_inflight_per_user,
         retention=settings.retention,
+        lease_seconds=settings.lease_seconds,
         sole_process=True,  # open_resources holds the database's process lock
     )
 

@@ -48,6 +48,8 @@ class Settings(ProviderSettings):
     quota_daily_credits: int = Field(default=10, ge=0)
     max_inflight_per_user: int = Field(default=2, ge=1)
     zai_max_concurrent_tasks: int = Field(default=5, ge=1)
+    # Several processes on one PostgreSQL: a dead one's jobs are taken over this long after.
+    lease_seconds: float = Field(default=60.0, ge=1.0)
     trusted_media_hosts: str = ""
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT
