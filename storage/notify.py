@@ -69,3 +69,60 @@ class _OnLoop:
             self.loop.call_soon_threadsafe(self.listener, notice)
         except RuntimeError:  # the loop closed: nobody is waiting for the notice
             log.debug("notice %s dropped: its listener's loop is closed", notice)
+
+
+RECONNECT_SECONDS = 1.0  # between attempts to listen again after the connection broke
+NOTIFY = "SELECT pg_notify(?, ?)"
+
+
+class PgNotifier:
+    """PostgreSQL: NOTIFY inside the sending transaction (delivered when it commits), and one
+    LISTEN connection per process while anyone listens."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._listeners: set[Listener] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` for every notice any process sends; starts listening if needed."""
+        self._listeners.add(listener)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._listen(), name="pg-listen")
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop calling `listener`; the last one out stops listening."""
+        self._listeners.discard(listener)
+        if not self._listeners:
+            self.close()
+
+    def close(self) -> None:
+        """Stop listening (its connection closes as the task ends)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def send(self, conn: Any, notice: Notice) -> None:
+        """NOTIFY every process, in the transaction of `conn`."""
+        conn.execute(NOTIFY, (CHANNEL, notice.value))
+
+    def _deliver(self, notice: Notice) -> None:
+        """Hand one notice to every listener of this process."""
+        for listener in list(self._listeners):
+            listener(notice)
+
+    async def _listen(self) -> None:
+        """LISTEN until cancelled, connecting again after a failure."""
+        import psycopg  # only where PostgreSQL is used
+
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    for notice in Notice:  # whatever was sent while nobody listened
+                        self._deliver(notice)
+                    async for note in conn.notifies():
+                        self._deliver(Notice(note.payload))
+            except (psycopg.Error, OSError, ValueError) as exc:
+                log.warning("listening for notices failed (%s); again shortly", type(exc).__name__)
+                await asyncio.sleep(RECONNECT_SECONDS)  # backoff before reconnecting

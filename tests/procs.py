@@ -137,6 +137,37 @@ async def start_bot(
     return bot
 
 
+async def start_more(
+    fake_discord: FakeDiscord, env: dict[str, str], cwd: Path, log_path: Path
+) -> BotProcess:
+    """Start one more child bot beside those running (one database, several processes) and wait
+    until its gateway session is ready too."""
+    before = ready_sessions(fake_discord)
+    cwd.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.procs", cwd=cwd, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+    bot = BotProcess(proc, log_path)
+    try:
+        await fake_discord.signal.wait_for(
+            lambda: ready_sessions(fake_discord) > before or proc.returncode is not None,
+            START_TIMEOUT,
+            "another bot to connect",
+        )
+    except TimeoutError:
+        raise AssertionError(f"the bot did not connect:\n{bot.log()}") from None
+    assert proc.returncode is None, f"the bot exited before connecting:\n{bot.log()}"
+    return bot
+
+
+def ready_sessions(fake_discord: FakeDiscord) -> int:
+    """How many bot sessions the fake gateway has connected and ready."""
+    sessions = fake_discord.gateway.sessions.values()
+    return sum(1 for s in sessions if s.ready and s.connection is not None)
+
+
 async def _previous_session_gone(fake_discord: FakeDiscord) -> None:
     """Wait until no earlier child is still connected to the fake gateway."""
     await fake_discord.signal.wait_for(
