@@ -131,6 +131,10 @@ class Database:
         target = len(sql.MIGRATIONS) if upto is None else upto
         return await self.run(lambda conn: self._migrate(conn, target))
 
+    async def schema_version(self) -> int:
+        """The schema version stored in the database."""
+        return await self.run(self._schema_version)
+
     def _migrate(self, conn: Any, target: int) -> int:
         """In the migration transaction: refuse a newer schema, apply what is missing."""
         version = self._schema_version(conn)
