@@ -25,6 +25,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One plain line saying whether the PostgreSQL half ran."""
     terminalreporter.write_line(pg_summary())
 
+
 FAST_POLLS = PollPolicy(
     interval=0.02,
     min_first=0.0,
