@@ -9,6 +9,7 @@ import signal
 from bot.app import open_resources
 from bot.logs import setup_logging
 from bot.metrics import serve_metrics
+from bot.registration import registered
 from bot.schedule import PollPolicy
 from bot.settings import Settings
 from cogs.app import VideoBot, configure_endpoints
@@ -66,8 +67,8 @@ async def run(settings: Settings, policy: PollPolicy | None = None) -> None:
 
 async def _serve(settings: Settings, policy: PollPolicy | None) -> None:
     """The bot's whole life: resources, login, gateway, then an orderly close."""
-    async with open_resources(settings, policy) as resources:
+    async with open_resources(settings, policy) as resources, registered(resources.db):
         bot = VideoBot(resources)
         async with bot, serve_metrics(settings, bot, resources):
-            log.info("starting; database at %s", settings.database_path)
+            log.info("starting; database at %s", settings.database_label)
             await bot.start(settings.discord_token.get_secret_value())

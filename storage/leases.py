@@ -10,15 +10,13 @@ locked first with FOR UPDATE SKIP LOCKED, on SQLite BEGIN IMMEDIATE makes the on
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
-import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from storage import sql
-from storage.db import Database
+from storage.db import Conn, Database, lock_scope
 from storage.notify import Notice
 from storage.rows import Job
 
@@ -46,8 +44,8 @@ class LeaseStore:
 
     @property
     def postgres(self) -> bool:
-        """Whether the database is PostgreSQL (row locks and advisory locks exist)."""
-        return getattr(self.db, "dialect", "sqlite") == "postgresql"
+        """Whether the database is PostgreSQL (row locks exist)."""
+        return self.db.backend == "postgresql"
 
     def _params(self, now: float, **more: Any) -> dict[str, Any]:
         """The named parameters every lease statement takes (a lease expired before `now`)."""
@@ -62,11 +60,10 @@ class LeaseStore:
         """
         params = self._params(time.time() if now is None else now, id=job_id)
 
-        def claim(conn: sqlite3.Connection) -> Claim:
-            if self.postgres:
-                conn.execute("SELECT pg_advisory_xact_lock(:key)", {"key": _lock_key(SLOTS_KEY)})
-                if conn.execute(sql.LOCK_QUEUED, params).fetchone() is None:
-                    return Claim.GONE
+        def claim(conn: Conn) -> Claim:
+            lock_scope(conn, SLOTS_KEY)  # PostgreSQL: an advisory lock; SQLite: one writer
+            if self.postgres and conn.execute(sql.LOCK_QUEUED, params).fetchone() is None:
+                return Claim.GONE
             if conn.execute(sql.COUNT_ACTIVE).fetchone()[0] >= limit:
                 return Claim.FULL
             return Claim.CLAIMED if conn.execute(sql.CLAIM_SUBMIT, params).rowcount else Claim.GONE
@@ -89,7 +86,7 @@ class LeaseStore:
             params["expired_before"] = math.inf
         select = sql.SELECT_EXPIRED_LEASES + (" FOR UPDATE SKIP LOCKED" if self.postgres else "")
 
-        def take(conn: sqlite3.Connection) -> list[Any]:
+        def take(conn: Conn) -> list[Any]:
             ids = [row[0] for row in conn.execute(select, params).fetchall()]
             taken = [i for i in ids if conn.execute(sql.TAKE_LEASE, params | {"id": i}).rowcount]
             return [conn.execute(sql.SELECT_JOB, (i,)).fetchone() for i in taken]
@@ -107,15 +104,10 @@ class LeaseStore:
         """Give up every lease (a clean stop): other processes take the jobs at once."""
         params = self._params(time.time())
 
-        def release(conn: sqlite3.Connection) -> int:
+        def release(conn: Conn) -> int:
             released = conn.execute(sql.RELEASE_LEASES, params).rowcount
             if released:
                 self.db.notifier.send(conn, Notice.LEASES)
             return released
 
         return await self.db.run(release)
-
-
-def _lock_key(name: str) -> int:
-    """A stable 32-bit advisory-lock key for a name (the same in every process)."""
-    return zlib.crc32(name.encode())

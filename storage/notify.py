@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,19 @@ class Notice(StrEnum):
 
 
 Listener = Callable[[Notice], None]
+
+
+class Notifier(Protocol):
+    """What the stores send notices through and the schedulers listen on."""
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` for every notice sent on this database."""
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop calling `listener`."""
+
+    def send(self, conn: Any, notice: Notice) -> None:
+        """Send a notice from inside a transaction."""
 
 
 class LocalNotifier:

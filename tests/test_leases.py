@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -52,11 +51,11 @@ class Front(Recorder):
 
 
 @pytest.fixture
-def open_db(db_path: Path) -> OpenDb:
-    """Open another connection to the test's database (another process would)."""
+def open_db(database_url: str) -> OpenDb:
+    """Open another connection to the test's database (another process would), per backend."""
 
     async def opener() -> Database:
-        return await Database.open(db_path)
+        return await Database.open(database_url)
 
     return opener
 
