@@ -154,7 +154,7 @@ async def start_more(
 ) -> BotProcess:
     """Start one more child bot beside those running (one database, several processes) and wait
     until its gateway session is ready too."""
-    before = ready_sessions(fake_discord)
+    before = ready_sessions(fake_discord)  # (one of them may be a dying bot's)
     cwd.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = await asyncio.create_subprocess_exec(
@@ -164,7 +164,7 @@ async def start_more(
     bot = BotProcess(proc, log_path)
     try:
         await fake_discord.signal.wait_for(
-            lambda: ready_sessions(fake_discord) > before or proc.returncode is not None,
+            lambda: ready_sessions(fake_discord) - before or proc.returncode is not None,
             START_TIMEOUT,
             "another bot to connect",
         )
@@ -174,10 +174,10 @@ async def start_more(
     return bot
 
 
-def ready_sessions(fake_discord: FakeDiscord) -> int:
-    """How many bot sessions the fake gateway has connected and ready."""
+def ready_sessions(fake_discord: FakeDiscord) -> set[str]:
+    """The ids of the bot sessions the fake gateway has connected and ready."""
     sessions = fake_discord.gateway.sessions.values()
-    return sum(1 for s in sessions if s.ready and s.connection is not None)
+    return {s.id for s in sessions if s.ready and s.connection is not None}
 
 
 async def _previous_session_gone(fake_discord: FakeDiscord) -> None:
