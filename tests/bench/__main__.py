@@ -38,6 +38,7 @@ FIGURES = {
     "sim": "poll_figures:sim_figure",
     "prior": "poll_figures:prior_figure",
     "media": "media_timing:media_figure",
+    "processes": "processes:processes_figure",
 }
 
 
