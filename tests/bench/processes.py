@@ -29,6 +29,7 @@ from tests.util import eventually
 
 JOBS = 300
 GENERATION = 1.0  # seconds the fake takes per task
+START_SECONDS = 8.0  # allowed per process to start and connect
 RUNS = (("sqlite", 1), ("postgresql", 1), ("postgresql", 2), ("postgresql", 4))
 TEST_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -58,7 +59,8 @@ def _row(backend: str, count: int, result: dict[str, Any]) -> list[str]:
 def _method(jobs: int) -> str:
     """How the figure is measured."""
     return (
-        f"{jobs} queued text jobs are written to a fresh database; then 1, 2 or 4 bot processes "
+        f"{jobs} queued text jobs are written to a fresh database, due once every process is up; "
+        f"1, 2 or 4 bot processes "
         f"(the real bot, polls scaled down as in the crash tests) share them against the fakes, "
         f"whose tasks take {GENERATION:g} s and whose concurrency is above the job count. "
         "Per minute: jobs delivered divided by the time from the first submit to the last "
@@ -78,11 +80,12 @@ async def _run(workdir: Path, backend: str, count: int, jobs: int) -> dict[str, 
             channel = guild.channel("general").id
             bots: list[BotProcess] = []
             try:
+                # Queued to start together once every process is up (their next_attempt_at).
+                start_at = time.time() + START_SECONDS * count + 5
+                await _queue(url, guild.id, channel, jobs, start_at)
                 for n in range(count):
                     bots.append(await _start(discord, zai, workdir, url, n, jobs))
-                await _queue(url, guild.id, channel, jobs)
-                # From the first claim: a SQLite bot hears of jobs another process wrote only
-                # at its next timed look (notices stay in the process on SQLite).
+                assert time.time() < start_at, "the processes took too long to start"
                 await eventually(lambda: zai.submits, timeout=120, what="the first submit")
                 begun, cpu_before = time.monotonic(), sum(_cpu(b) for b in bots)
                 await eventually(lambda: _delivered(url) >= jobs, timeout=600, what="deliveries")
@@ -123,8 +126,8 @@ async def _start(
     return await start_more(discord, env, cwd, log)
 
 
-async def _queue(url: str, guild: int, channel: int, jobs: int) -> None:
-    """Write the queued jobs (credit reserved), 50 members."""
+async def _queue(url: str, guild: int, channel: int, jobs: int, start_at: float) -> None:
+    """Write the queued jobs (credit reserved), 50 members, due at `start_at`."""
     db = await Database.open(url)
     try:
         store = JobStore(db)
@@ -132,7 +135,7 @@ async def _queue(url: str, guild: int, channel: int, jobs: int) -> None:
             new = NewJob(guild_id=guild, channel_id=channel, user_id=700 + n % 50,
                          model="cogvideox-3", mode="text", prompt=f"bench video {n}",
                          options={}, origin="slash", cost=1, request_id=uuid.uuid4().hex)  # fmt: skip
-            await store.create(new, (), allowance=jobs, max_inflight=jobs)
+            await store.create(new, (), allowance=jobs, max_inflight=jobs, now=start_at)
     finally:
         await db.close()
 
