@@ -22,7 +22,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .discord_commands import CommandStore, check_can_use
-from .discord_gateway import MAX_GUILDS_PER_SESSION, GatewayServer, GatewaySession
+from .discord_gateway import (
+    HEARTBEAT_INTERVAL_MS,
+    MAX_GUILDS_PER_SESSION,
+    GatewayServer,
+    GatewaySession,
+)
 from .discord_interactions import (
     build_interaction,
     command_options,
@@ -146,6 +151,7 @@ class FakeDiscord:
         # IDENTIFY whose session would hold more than `max_guilds_per_session` gets 4011.
         self.guilds_per_shard = 1000
         self.max_guilds_per_session = MAX_GUILDS_PER_SESSION
+        self.heartbeat_interval_ms = HEARTBEAT_INTERVAL_MS  # HELLO's; lower it to see latencies
         self.gateway = GatewayServer(self)
         self.rest = RestApi(self)
         self.hooks = InteractionApi(self)

@@ -135,7 +135,7 @@ class GatewayServer:
         conn.send(
             {
                 "op": OP_HELLO,
-                "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS},
+                "d": {"heartbeat_interval": self.fake.heartbeat_interval_ms},
                 "s": None,
                 "t": None,
             }
@@ -360,6 +360,15 @@ class GatewayServer:
     def ready(self) -> bool:
         """Return True if some session is connected and has received all its GUILD_CREATEs."""
         return any(s.ready and s.connection is not None for s in self.sessions.values())
+
+    def events_of(self, shard: tuple[int, int] | None) -> list[tuple[str, dict[str, Any]]]:
+        """(event, data) of the dispatches sent to the live sessions of one shard, in order."""
+        return [
+            (item.frame["t"], item.frame["d"])
+            for session in self.sessions.values()
+            if session.shard == shard
+            for item in session.buffer
+        ]
 
     def ready_shards(self) -> set[tuple[int, int] | None]:
         """The shards ((id, count), None for unsharded) of connected sessions that are ready."""
