@@ -23,8 +23,10 @@ import aiohttp
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
+from pydantic import ValidationError
 
 from bot.metrics import serve_metrics
+from bot.settings import Settings, describe_errors
 from storage.states import AT_PROVIDER
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeInteraction, FakeUser, Intent, Perm
 from tests.fakes.discord_validation import SPEC_URI, _registry
@@ -107,6 +109,45 @@ async def ask(world: World, h: Harness, prompt: str) -> FakeInteraction:
 def job_guilds(h: Harness) -> list[int]:
     """The guild of every job in the bot's database."""
     return [r["guild_id"] for r in query(h.db_path, "SELECT guild_id FROM jobs ORDER BY id")]
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def shard_settings(**env: str) -> Settings:
+    """Settings from these environment values (and the two required secrets)."""
+    return Settings(_env_file=None, discord_token="t", zai_api_key="k", **env)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("env", "shards"),
+    [
+        ({}, None),
+        ({"shard_count": "", "shard_ids": ""}, None),
+        ({"shard_count": "3"}, (0, 1, 2)),
+        ({"shard_count": "4", "shard_ids": " 3, 1 "}, (3, 1)),
+    ],
+)
+def test_shard_settings(env: dict[str, str], shards: tuple[int, ...] | None) -> None:
+    assert shard_settings(**env).shards == shards
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"shard_ids": "0"}, "SHARD_IDS is invalid: Value error, needs SHARD_COUNT"),
+        ({"shard_count": "2", "shard_ids": "0,2,3"}, "shards 2, 3 are outside 0..1"),
+        ({"shard_count": "2", "shard_ids": "-1"}, "shard -1 is outside 0..1"),
+        ({"shard_count": "3", "shard_ids": "1,1"}, "shard 1 is listed twice"),
+        ({"shard_count": "2", "shard_ids": "0;1"}, "write the ids as a comma list, e.g. 0,1"),
+        ({"shard_count": "0"}, "SHARD_COUNT is invalid: Input should be greater than or equal"),
+    ],
+)
+def test_shard_settings_refused_saying_what_to_do(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        shard_settings(**env)
+    [line] = describe_errors(refused.value)
+    assert message in line
 
 
 # --- two processes, one shard each -----------------------------------------------------------
