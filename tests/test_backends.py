@@ -334,3 +334,28 @@ async def test_healthz_writes_to_postgresql_and_fails_while_it_cannot(tmp_path: 
                         locker.execute("LOCK TABLE meta IN ACCESS EXCLUSIVE MODE")
                         await expect_unhealthy(http, health, "database not writable")
                     await eventually(lambda: _status(http, health, 200), what="writable again")
+
+
+async def test_move_to_postgres_from_the_command_line(tmp_path: Path) -> None:
+    from tests.procs import ROOT
+    from tests.test_operations import run_cli
+
+    source = tmp_path / "data" / "bot.db"
+    lite = await Database.open(source)
+    await JobStore(lite).create(new_job(), (), allowance=10, max_inflight=5)
+    await lite.close()
+    env = {
+        "DISCORD_TOKEN": "t",
+        "ZAI_API_KEY": "k",
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+    }
+    with pg_schema() as url:
+        code, out = await run_cli(
+            {**env, "DATABASE_URL": url}, tmp_path, "move-to-postgres", str(source)
+        )
+        assert code == 0 and "jobs 1" in out and "credit_ledger 1" in out, out
+    code, out = await run_cli(
+        {**env, "DATABASE_URL": f"sqlite:///{source}"}, tmp_path, "move-to-postgres", str(source)
+    )
+    assert code == 1 and "set DATABASE_URL to the (empty) PostgreSQL database" in out
