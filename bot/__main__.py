@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         from bot.doctor import doctor
 
         return asyncio.run(doctor())
-    if argv not in ([], ["health"], ["prune"]) and not (argv[:1] in TAKES_PATH and len(argv) == 2):
+    if argv not in ([], ["health"], ["prune"]) and not (len(argv) == 2 and argv[0] in TAKES_PATH):
         print(USAGE, file=sys.stderr)
         return 2
     settings = load_settings()

@@ -1017,11 +1017,14 @@ class Engine:
         waiting = True
         try:
             async with self._submit_slots:
+                # Counted as waiting until the claim is committed: on PostgreSQL a concurrent
+                # count_active may run on another connection before it and not see it yet.
+                claimed = not self._closing and await self.leases.claim_submit(
+                    job.id, self.config.max_concurrent
+                )
                 waiting = False
                 self._waiting_submits -= 1
-                if not self._closing and await self.leases.claim_submit(
-                    job.id, self.config.max_concurrent
-                ):
+                if claimed:
                     await (self._send_still(job) if job.mode == Mode.STILL else self._send(job))
         finally:
             if waiting:  # cancelled in the queue

@@ -17,7 +17,7 @@ import psycopg
 
 from bot.settings import Settings
 from storage import sql
-from storage.db import Conn, Database, DatabaseError, ProcessLock
+from storage.db import Conn, Database, DatabaseError, ProcessLock, placeholders
 
 BATCH = 500  # rows per executemany (pictures can be 25 MB each; fetched a batch at a time)
 FIRST = ("jobs", "media")  # referenced by other tables' foreign keys
@@ -105,10 +105,10 @@ def _copy_all(source: Path, conn: Conn) -> dict[str, int]:
     try:
         tables = _tables(src, conn)
         for table in tables:
-            _copy_table(src, conn, table)
-        for table in sql.IDENTITY_TABLES:
-            conn.execute(sql.PG_RESET_IDENTITY % (table, table))
-        return {table: _verified_count(src, conn, table) for table in tables}
+            _copy_table(src, conn, table, tables)
+        for statement in sql.PG_RESET_IDENTITIES:
+            conn.execute(statement)
+        return {table: _verified_count(src, conn, table, tables) for table in tables}
     finally:
         src.close()
 
@@ -129,18 +129,24 @@ def _tables(src: sqlite3.Connection, conn: Conn) -> list[str]:
     return sorted(names, key=lambda t: (t not in FIRST, FIRST.index(t) if t in FIRST else 0, t))
 
 
-def _copy_table(src: sqlite3.Connection, conn: Conn, table: str) -> None:
-    """Copy one table in batches (column names from SQLite's own schema)."""
+def _copy_table(src: sqlite3.Connection, conn: Conn, table: str, tables: list[str]) -> None:
+    """Copy one table in batches, column by position (the same migrations made both)."""
+    if table not in tables:
+        raise MoveError(f"unknown table {table!r}")
     columns = [r[0] for r in src.execute(sql.SQLITE_TABLE_COLUMNS, (table,))]
-    listed = ", ".join(f'"{c}"' for c in columns)
-    insert = sql.COPY_INSERT % (table, listed, ", ".join("?" for _ in columns))
-    cursor = src.execute(sql.COPY_SELECT % (listed, table))
+    theirs = [r[0] for r in conn.execute(sql.PG_TABLE_COLUMNS, (table,))]
+    if columns != theirs:
+        raise MoveError(f"{table} has columns {columns} in SQLite but {theirs} in PostgreSQL")
+    insert = sql.COPY_INSERT % (table, placeholders(columns))
+    cursor = src.execute(sql.COPY_SELECT % table)
     while batch := cursor.fetchmany(BATCH):
         conn.executemany(insert, [tuple(row) for row in batch])
 
 
-def _verified_count(src: sqlite3.Connection, conn: Conn, table: str) -> int:
+def _verified_count(src: sqlite3.Connection, conn: Conn, table: str, tables: list[str]) -> int:
     """The table's rows, the same on both sides (else the transaction is rolled back)."""
+    if table not in tables:
+        raise MoveError(f"unknown table {table!r}")
     expected = src.execute(sql.COUNT_ROWS % table).fetchone()[0]
     copied = conn.execute(sql.COUNT_ROWS % table).fetchone()[0]
     if copied != expected:

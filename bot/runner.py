@@ -67,7 +67,10 @@ async def run(settings: Settings, policy: PollPolicy | None = None) -> None:
 
 async def _serve(settings: Settings, policy: PollPolicy | None) -> None:
     """The bot's whole life: resources, login, gateway, then an orderly close."""
-    async with open_resources(settings, policy) as resources, registered(resources.db):
+    async with (
+        open_resources(settings, policy) as resources,
+        registered(resources.db, settings.shards or ()),
+    ):
         bot = make_bot(resources)
         async with bot, serve_metrics(settings, bot, resources):
             log.info("starting; database at %s%s", settings.database_label, _shards_note(settings))

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
 
+VERSIONS = range(len(sql.MIGRATIONS) + 1)
+
 # RETURNING (INSERT_JOB) needs SQLite 3.35 (2021).
 MIN_SQLITE = (3, 35, 0)
 
@@ -270,8 +272,10 @@ class SqliteDatabase(Database):
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _set_schema_version(self, conn: sqlite3.Connection, version: int) -> None:
-        """PRAGMA user_version = N (transactional in SQLite)."""
-        conn.execute(f"PRAGMA user_version = {int(version)}")
+        """PRAGMA user_version = N (transactional in SQLite; a PRAGMA takes no parameters)."""
+        if version not in VERSIONS:
+            raise ValueError(f"no schema version {version}")
+        conn.execute("PRAGMA user_version = %d" % version)  # noqa: UP031 (the checked int)
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         """Run `fn` as one transaction inside the database thread.

@@ -64,9 +64,11 @@ class ModerationStore:
         if column not in SETTING_COLUMNS:
             raise ValueError(f"not a guild setting: {column}")
 
+        query = sql.UPDATE_GUILD_SETTING % column
+
         def update(conn: Conn) -> None:
             conn.execute(sql.ENSURE_GUILD_SETTINGS, (guild_id,))
-            conn.execute(sql.UPDATE_GUILD_SETTING % column, (value, guild_id))
+            conn.execute(query, (value, guild_id))
 
         await self.db.run(update)
 

@@ -788,12 +788,15 @@ PG_CLEAR_SCHEMA_VERSION = "DELETE FROM schema_version"
 
 PG_SET_SCHEMA_VERSION = "INSERT INTO schema_version (version) VALUES (?)"
 
-# The tables whose `id` is an identity column (their sequence is reset after a copy).
-IDENTITY_TABLES = ("jobs", "credit_ledger", "audit_log")
-
-PG_RESET_IDENTITY = """
-SELECT setval(pg_get_serial_sequence('%s', 'id'), coalesce(max(id), 0) + 1, false) FROM %s
-"""
+# The tables whose `id` is an identity column: their sequences move past copied ids.
+PG_RESET_IDENTITIES = (
+    "SELECT setval(pg_get_serial_sequence('jobs', 'id'), coalesce(max(id), 0) + 1, false)"
+    " FROM jobs",
+    "SELECT setval(pg_get_serial_sequence('credit_ledger', 'id'), coalesce(max(id), 0) + 1,"
+    " false) FROM credit_ledger",
+    "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), coalesce(max(id), 0) + 1, false)"
+    " FROM audit_log",
+)
 
 PG_SELECT_TABLES = """
 SELECT table_name FROM information_schema.tables
@@ -835,8 +838,13 @@ WHERE j.state IN {FINAL_IN} AND j.updated_at < ? LIMIT ?
 
 SQLITE_TABLE_COLUMNS = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
 
-# Names checked against SELECT_TABLES / SQLITE_TABLE_COLUMNS before use; rowid order keeps a
-# Re-roll after the job it copies (its parent_job_id refers back).
-COPY_SELECT = 'SELECT %s FROM "%s" ORDER BY rowid'  # noqa: S608
+PG_TABLE_COLUMNS = """
+SELECT column_name FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position
+"""
 
-COPY_INSERT = 'INSERT INTO "%s" (%s) VALUES (%s)'  # noqa: S608
+# Table names checked against SELECT_TABLES before use; rowid order keeps a Re-roll after the
+# job it copies (its parent_job_id refers back). Columns by position, checked equal first.
+COPY_SELECT = 'SELECT * FROM "%s" ORDER BY rowid'  # noqa: S608
+
+COPY_INSERT = 'INSERT INTO "%s" VALUES (%s)'  # noqa: S608

@@ -305,3 +305,57 @@ async def test_move_refuses_a_source_at_another_schema(tmp_path: Path) -> None:
     with pg_schema() as url, pytest.raises(MoveError, match="run this bot version"):
         await move(source, settings_for(url))
     sqlite3.connect(source).close()
+
+
+async def test_healthz_writes_to_postgresql_and_fails_while_it_cannot(tmp_path: Path) -> None:
+    """The bot in-process on PostgreSQL: /healthz is 200 after a real write; 503 while another
+    session holds a lock on the table it writes; 200 again after."""
+    import httpx
+    import psycopg
+
+    from bot.metrics import serve_metrics
+    from tests.harness import harness
+    from tests.test_operations import _status, expect_unhealthy, free_port
+    from tests.util import eventually
+
+    port = free_port()
+    with pg_schema() as url:
+        async with harness(tmp_path, metrics_port=port, database_url=url) as h:
+            assert h.bot is not None and h.resources is not None
+            assert h.resources.db.backend == "postgresql"
+            async with serve_metrics(h.settings, h.bot, h.resources) as server:
+                assert server is not None
+                server.health.write_timeout = 0.5
+                health = f"http://127.0.0.1:{port}/healthz"
+                async with httpx.AsyncClient(timeout=10) as http:
+                    assert (await http.get(health)).status_code == 200
+                    assert await h.resources.db.get_meta("healthz") is not None
+                    with psycopg.connect(url) as locker:  # a transaction until the block ends
+                        locker.execute("LOCK TABLE meta IN ACCESS EXCLUSIVE MODE")
+                        await expect_unhealthy(http, health, "database not writable")
+                    await eventually(lambda: _status(http, health, 200), what="writable again")
+
+
+async def test_move_to_postgres_from_the_command_line(tmp_path: Path) -> None:
+    from tests.procs import ROOT
+    from tests.test_operations import run_cli
+
+    source = tmp_path / "data" / "bot.db"
+    lite = await Database.open(source)
+    await JobStore(lite).create(new_job(), (), allowance=10, max_inflight=5)
+    await lite.close()
+    env = {
+        "DISCORD_TOKEN": "t",
+        "ZAI_API_KEY": "k",
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+    }
+    with pg_schema() as url:
+        code, out = await run_cli(
+            {**env, "DATABASE_URL": url}, tmp_path, "move-to-postgres", str(source)
+        )
+        assert code == 0 and "jobs 1" in out and "credit_ledger 1" in out, out
+    code, out = await run_cli(
+        {**env, "DATABASE_URL": f"sqlite:///{source}"}, tmp_path, "move-to-postgres", str(source)
+    )
+    assert code == 1 and "set DATABASE_URL to the (empty) PostgreSQL database" in out

@@ -105,7 +105,7 @@ async def burst(c: Crowd) -> list[FakeInteraction]:
 
 async def _accepted(c: Crowd, count: int) -> None:
     """Wait until `count` jobs exist."""
-    await eventually(lambda: _count(c, "1") >= count, timeout=30, what=f"{count} accepted jobs")
+    await eventually(lambda: _count(c, "TRUE") >= count, timeout=30, what=f"{count} accepted jobs")
 
 
 def _count(c: Crowd, where: str) -> int:
