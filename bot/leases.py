@@ -39,6 +39,9 @@ class LeaseKeeper:
         self._on_taken = on_taken  # what the engine does with a job it took over
         self._wake = wake  # the scheduler's wake-up (work queued, a slot freed)
         self._soon = asyncio.Event()
+        # One claim at a time per process, first come first served: submits are spawned in the
+        # fair order, and claims racing on the database's threads would lose it.
+        self._claiming = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.made_here: set[int] = set()  # jobs this process finished (nobody posted them yet)
 
@@ -69,7 +72,8 @@ class LeaseKeeper:
 
     async def claim_submit(self, job_id: int, limit: int) -> bool:
         """queued → submitting under this process's lease, within the shared provider limit."""
-        claim = await self.store.claim_submit(job_id, limit)
+        async with self._claiming:
+            claim = await self.store.claim_submit(job_id, limit)
         if claim is Claim.FULL:  # another process filled the last slot: a freed one wakes us
             log.debug("job %d: every provider slot is taken; it stays queued", job_id)
         return claim is Claim.CLAIMED

@@ -84,7 +84,7 @@ class LeaseStore:
         params = self._params(time.time() if now is None else now, limit=TAKEOVER_BATCH)
         if every:
             params["expired_before"] = math.inf
-        select = sql.SELECT_EXPIRED_LEASES + (" FOR UPDATE SKIP LOCKED" if self.postgres else "")
+        select = sql.SELECT_EXPIRED_LEASES_LOCKED if self.postgres else sql.SELECT_EXPIRED_LEASES
 
         def take(conn: Conn) -> list[Any]:
             ids = [row[0] for row in conn.execute(select, params).fetchall()]

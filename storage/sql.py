@@ -488,6 +488,9 @@ WHERE state IN {LEASED_IN} AND {_EXPIRED} AND (lease_owner IS NULL OR lease_owne
 ORDER BY id LIMIT :limit
 """  # noqa: S608 (enum values)
 
+# PostgreSQL: the same rows locked, skipping those another claimer holds right now.
+SELECT_EXPIRED_LEASES_LOCKED = SELECT_EXPIRED_LEASES.rstrip() + " FOR UPDATE SKIP LOCKED"
+
 TAKE_LEASE = f"""
 UPDATE jobs SET lease_owner = :owner, lease_until = :until
 WHERE id = :id AND state IN {LEASED_IN} AND {_EXPIRED}

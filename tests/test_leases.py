@@ -100,6 +100,11 @@ async def states(db: Database) -> Counter[str]:
     return Counter(row[0] for row in await db.fetchall("SELECT state FROM jobs"))
 
 
+async def _all(db: Database, expected: dict[str, int]) -> bool:
+    """Whether the jobs' states are exactly `expected` (counts per state)."""
+    return await states(db) == expected
+
+
 async def ledger(db: Database, job_id: int) -> list[tuple[str, int]]:
     """(reason, delta) of a job's credit ledger."""
     rows = await db.fetchall(
@@ -119,8 +124,8 @@ async def test_two_engines_submit_each_job_once_within_the_shared_limit(
         for engine in pair:
             await engine.start()
         jobs = [await pair[n % 2].submit(text(100 + n % 6, n)) for n in range(24)]
-        await eventually(lambda: sum(posts.values()) >= len(jobs), timeout=60, what="deliveries")
-        assert await states(pair[0].store.db) == {"delivered": len(jobs)}
+        done = {"delivered": len(jobs)}
+        await eventually(lambda: _all(pair[0].store.db, done), timeout=60, what="deliveries")
     assert posts == Counter({job.id: 1 for job in jobs})
     request_ids = [body["request_id"] for body in fake_zai.submits]
     assert len(request_ids) == len(set(request_ids)) == len(jobs)
