@@ -16,19 +16,22 @@ from discord.ext import commands
 from bot import models
 from bot.engine import PROVIDER_OPTION
 from bot.errors import InputError, NotAllowedError
+from bot.i18n import DEFAULT_LOCALE as EN  # the moderators' texts are not in the catalog yet
+from bot.i18n import Msg, render
 from bot.moderation import ModeratorActions
 from bot.providers import ProviderName, catalog
 from cogs.common import (
-    PROVIDER_LABELS,
     describe_options,
     inert,
     jump_url,
-    noun,
+    noun_title,
+    provider_name,
     safe_prompt,
+    server_locale,
     short,
     ts,
 )
-from cogs.replies import report_error, say
+from cogs.replies import report_error, say_text
 from storage.credits import day_key
 from storage.moderation import CostRule
 from storage.rows import Job
@@ -172,7 +175,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         log.info(
             "guild %s: %s by %d: %s", interaction.guild_id, action, interaction.user.id, detail
         )
-        await say(interaction, f"✅ {detail}")
+        await say_text(interaction, f"✅ {detail}")
 
     # --- credits --------------------------------------------------------------------------
 
@@ -286,7 +289,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             f"• {r.model}{f' with {r.option}={r.value}' if r.option else ''}: {r.cost}"
             for r in rules
         ]
-        await say(
+        await say_text(
             interaction,
             "Costs (anything not listed costs 1):\n" + ("\n".join(lines) or "• all models: 1"),
         )
@@ -368,7 +371,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """The blocklist."""
         entries = await self.moderation.blocklist(interaction.guild_id or 0)
         lines = [f"• `{p}`{' (regex)' if r else ''}" for p, r in entries]
-        await say(interaction, short("Blocklist:\n" + ("\n".join(lines) or "• (empty)"), 2000))
+        await say_text(interaction, short("Blocklist:\n" + ("\n".join(lines) or "• (empty)"), 2000))
 
     @hotwords.command(name="add", description="Help speech recognition with a name or term")
     @app_commands.describe(word="A word or short phrase members say (names, jargon)")
@@ -392,7 +395,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """The hotwords."""
         words = await self.moderation.hotwords(interaction.guild_id or 0)
         lines = [f"• `{w}`" for w in words]
-        await say(interaction, short("Hotwords:\n" + ("\n".join(lines) or "• (none)"), 2000))
+        await say_text(interaction, short("Hotwords:\n" + ("\n".join(lines) or "• (none)"), 2000))
 
     # --- where and what -------------------------------------------------------------------
 
@@ -436,12 +439,12 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         guild_id = interaction.guild_id or 0
         jobs = await self.engine.pending_approvals(guild_id)
         if not jobs:
-            await say(interaction, "No request is waiting for approval.")
+            await say_text(interaction, "No request is waiting for approval.")
             return
         hours = await self.engine.approval_hours(guild_id)
         channel_id = (await self.moderation.settings(guild_id)).approval_channel_id
         lines = [_pending_line(job, hours * 3600, channel_id) for job in jobs]
-        await say(interaction, short("Waiting for a decision:\n" + "\n".join(lines), 2000))
+        await say_text(interaction, short("Waiting for a decision:\n" + "\n".join(lines), 2000))
 
     @app_commands.command(
         name="alerts", description="Where to tell moderators about provider trouble"
@@ -502,7 +505,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         allowed = [f"<#{c}>" for c, ok in rules.items() if ok]
         denied = [f"<#{c}>" for c, ok in rules.items() if not ok]
         text = f"Allowed: {', '.join(allowed) or 'everywhere the bot can read and write'}\n"
-        await say(interaction, text + f"Denied: {', '.join(denied) or 'none'}")
+        await say_text(interaction, text + f"Denied: {', '.join(denied) or 'none'}")
 
     @models_group.command(name="enable", description="Offer a model on this server")
     @app_commands.describe(model="The model")
@@ -526,7 +529,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         rules = await self.moderation.model_rules(interaction.guild_id or 0)
         offered = list(dict.fromkeys([*self.engine.routed_models(), *models.priced_names()]))
         lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in offered]
-        await say(interaction, "\n".join(lines))
+        await say_text(interaction, "\n".join(lines))
 
     # --- seeing what happened -------------------------------------------------------------
 
@@ -547,7 +550,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             embed.add_field(
                 name=f"{label}: top users", value=_user_lines(data["users"]), inline=False
             )
-        await say(interaction, "", embed=embed)
+        await say_text(interaction, "", embed=embed)
 
     @app_commands.command(name="audit", description="Recent moderator actions and refusals")
     async def audit(self, interaction: discord.Interaction) -> None:
@@ -557,7 +560,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             f"{ts(e.created_at)} {f'<@{e.actor_id}>' if e.actor_id else 'bot'} **{e.action}** {inert(e.detail, 150)}"
             for e in entries
         ]
-        await say(interaction, short("\n".join(lines) or "Nothing yet.", 2000))
+        await say_text(interaction, short("\n".join(lines) or "Nothing yet.", 2000))
 
     # --- approval requests and alerts -----------------------------------------------------
 
@@ -633,10 +636,12 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
                 view=None,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
-        await say(interaction, f"Request #{job_id} rejected; the member was refunded.")
+        await say_text(interaction, f"Request #{job_id} rejected; the member was refunded.")
 
-    async def on_policy_alert(self, guild_id: int, text: str) -> None:
-        """Tell one server's moderators about a problem with their rules (a slow regex)."""
+    async def on_policy_alert(self, guild_id: int, message: Msg) -> None:
+        """Tell one server's moderators about a problem with their rules (a slow regex), in the
+        server's language."""
+        text = render(server_locale(self.bot, guild_id), message)
         channel_id = (await self.moderation.settings(guild_id)).alerts_channel_id
         if channel_id is not None:
             await self.bot.get_partial_messageable(channel_id, guild_id=guild_id).send(
@@ -645,7 +650,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
 
     async def on_provider_halted(self, job: Job, reason: str | None) -> None:
         """Tell each server's moderators once that the provider account refused work."""
-        provider = PROVIDER_LABELS.get(job.provider, job.provider)
+        provider = provider_name(EN, job.provider)
         text = (
             f"⚠️ The account at {provider} behind this bot refused new work "
             f"({inert(reason or 'account problem', 200)}). New requests to it are paused and "
@@ -664,9 +669,9 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
 def _approval_text(job: Job) -> str:
     """The moderators' approval request of a job."""
     return (
-        f"{noun(job).title()} request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
-        f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(job)}\n"
-        f"> {safe_prompt(job.prompt, 1500)}"
+        f"{render(EN, noun_title(job))} request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
+        f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(EN, job)}\n"
+        f"> {safe_prompt(EN, job.prompt, 1500)}"
     )
 
 
@@ -679,7 +684,7 @@ def _pending_line(job: Job, wait: float, channel_id: int | None) -> str:
     return (
         f"• #{job.id} by <@{job.user_id}> in <#{job.channel_id}> · {job.model} · "
         f"asked {ts(job.created_at)} · expires {ts(job.created_at + wait)} · {where}\n"
-        f"  > {safe_prompt(job.prompt, 120)}"
+        f"  > {safe_prompt(EN, job.prompt, 120)}"
     )
 
 
