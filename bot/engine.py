@@ -850,7 +850,10 @@ class Engine:
         self.schedule.observe_many(await self.store.recent_observations())
         for job in await self.store.in_states((JobState.SUBMITTING,)):
             await self._end(
-                job, ProviderErrorKind.AMBIGUOUS, "submit_unconfirmed", "process stopped mid-submit"
+                job,
+                ProviderErrorKind.AMBIGUOUS,
+                "submit_unconfirmed",
+                "process stopped mid-submit",  # not for members
             )
         for job in await self.store.in_states((JobState.SUCCEEDED,)):
             self._emit(JobEvent.FINISHED, job)  # not delivered yet: the front end delivers it
@@ -1117,7 +1120,7 @@ class Engine:
                 "job %d: provider rejected our parameters (bug): %s %s", job.id, code, message
             )
         if kind is ProviderErrorKind.CONTENT_FILTER:
-            detail = f"job {job.id}: content filter ({code})"
+            detail = f"job {job.id}: content filter ({code})"  # not for members
             await self.moderation.audit(
                 job.guild_id, job.user_id, "content_filter", detail, job.user_id
             )
@@ -1185,7 +1188,7 @@ class Engine:
                 log.warning("job %d: the video came after the job ended; ignored", job.id)
         else:
             self._forget_progress(job.id)
-            reason = state.message or "generation failed"
+            reason = state.message or "generation failed"  # not for members
             if await self.store.end(
                 job.id, JobState.FAILED, "generation_failed", reason, refund=True
             ):
@@ -1233,7 +1236,10 @@ class Engine:
         """A poll that failed is tried again later: the task is still ours to collect."""
         if exc.status == 404 and job.polls >= 3:
             await self._end(
-                job, ProviderErrorKind.BAD_REQUEST, "task_unknown", "the provider lost the task"
+                job,
+                ProviderErrorKind.BAD_REQUEST,
+                "task_unknown",
+                "the provider lost the task",  # not for members
             )
             self.wake()  # a slot freed
             return
@@ -1367,7 +1373,9 @@ class _FrontEndPublisher:
             ) from exc
 
 
-OFF_TEXT = "the provider of this job is no longer configured (its key was removed)"
+OFF_TEXT = (
+    "the provider of this job is no longer configured (its key was removed)"  # not for members
+)
 
 
 def _provider_off(job: Job) -> ProviderError:

@@ -60,7 +60,7 @@ class VideoError(BotError):
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"video error: {self.reason}"
+        return f"video error: {self.reason}"  # not for members
 
 
 @dataclass(frozen=True)
@@ -210,8 +210,8 @@ async def _checked_stream(
                     yield body
                 return
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise DownloadError(f"network error: {type(exc).__name__}") from exc
-    raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
+        raise DownloadError(f"network error: {type(exc).__name__}") from exc  # not for members
+    raise DownloadError(f"more than {MAX_REDIRECTS} redirects")  # not for members
 
 
 def _check_response(response: httpx.Response, max_bytes: int) -> None:
@@ -244,7 +244,7 @@ def probe_video(path: Path) -> VideoInfo:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise VideoError("no video track")
+                raise VideoError("no video track")  # not for members
             stream = container.streams.video[0]
             return VideoInfo(
                 duration=_duration(container, stream),

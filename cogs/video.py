@@ -64,7 +64,7 @@ MAX_RESULT_FOR_EXTEND = 512 * 1024 * 1024
 ACCEPTED = "reply.accepted"
 ACCEPTED_PRIVATE = "reply.accepted_private"
 Pictures = Callable[[], Awaitable[Sequence[bytes]]]
-ANIMATE_MENU = "Animate image"  # the menu's default name (Discord shows it as typed); localized
+ANIMATE_MENU = render(DEFAULT_LOCALE, "name.menu.animate_image")  # localized by the translator
 
 
 def _label(locale: str, option: str, value: Any) -> str:
