@@ -37,6 +37,8 @@ from storage.moderation import CostRule
 from storage.rows import Job
 from storage.states import JobState
 
+UNTRANSLATED = "admin.untranslated"  # {text}: a moderators' text not in the catalog yet
+
 if TYPE_CHECKING:
     from cogs.app import VideoBot
 
@@ -61,7 +63,7 @@ def is_moderator(interaction: discord.Interaction) -> bool:
 def require_moderator(interaction: discord.Interaction) -> None:
     """Refuse non-moderators, whatever Discord showed them."""
     if not is_moderator(interaction):
-        raise NotAllowedError(NEED_MANAGE)
+        raise NotAllowedError(UNTRANSLATED, text=NEED_MANAGE)
 
 
 class ApprovalButton(
@@ -266,7 +268,10 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """Check an option value against the model table."""
         if option is None:
             if value is not None:
-                raise InputError("Pick the option that `value` belongs to, or leave `value` out.")
+                raise InputError(
+                    UNTRANSLATED,
+                    text="Pick the option that `value` belongs to, or leave `value` out.",
+                )
             return ""
         if option == PROVIDER_OPTION:
             allowed: tuple[object, ...] | None = tuple(p.value for p in ProviderName)
@@ -275,10 +280,13 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         else:
             allowed = models.allowed_values(model, option)  # videos, stills, speech
         if allowed is None:
-            raise InputError(f"{model} has no `{option}` option.")
+            raise InputError(UNTRANSLATED, text=f"{model} has no `{option}` option.")
         names = {str(v).lower(): str(v) for v in allowed}
         if value is None or value.lower() not in names:
-            raise InputError(f"Give one of {', '.join(names.values())} as the value for {option}.")
+            raise InputError(
+                UNTRANSLATED,
+                text=f"Give one of {', '.join(names.values())} as the value for {option}.",
+            )
         return names[value.lower()]
 
     @cost.command(name="list", description="What each model costs here")
@@ -334,7 +342,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def unban(self, interaction: discord.Interaction, member: discord.Member) -> None:
         """Lift a ban."""
         if not await self.moderation.unban(interaction.guild_id or 0, member.id):
-            raise InputError(f"{member.mention} is not banned.")
+            raise InputError(UNTRANSLATED, text=f"{member.mention} is not banned.")
         await self._done(
             interaction, "unban", f"{member.mention} can make videos again.", member.id
         )
@@ -362,7 +370,8 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """Remove from the blocklist."""
         if not await self.moderation.remove_block(interaction.guild_id or 0, pattern.strip()):
             raise InputError(
-                f"`{pattern}` is not on the blocklist; `/videoadmin blocklist list` shows it."
+                UNTRANSLATED,
+                text=f"`{pattern}` is not on the blocklist; `/videoadmin blocklist list` shows it.",
             )
         await self._done(interaction, "blocklist.remove", f"Unblocked `{pattern.strip()}`.")
 
@@ -387,7 +396,10 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def hotword_remove(self, interaction: discord.Interaction, word: str) -> None:
         """Remove a hotword."""
         if not await self.moderation.remove_hotword(interaction.guild_id or 0, word.strip()):
-            raise InputError(f"`{word}` is not a hotword; `/videoadmin hotwords list` shows them.")
+            raise InputError(
+                UNTRANSLATED,
+                text=f"`{word}` is not a hotword; `/videoadmin hotwords list` shows them.",
+            )
         await self._done(interaction, "hotwords.remove", f"Hotword `{word.strip()}` removed.")
 
     @hotwords.command(name="list", description="Show the hotwords")
@@ -611,7 +623,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def approve(self, interaction: discord.Interaction, job_id: int) -> None:
         """Approve and update the request message."""
         if not await self.engine.approve(job_id, interaction.user.id):
-            raise InputError("That request was already decided.")
+            raise InputError(UNTRANSLATED, text="That request was already decided.")
         await interaction.response.edit_message(
             content=f"{interaction.message.content if interaction.message else ''}\n✅ Approved by {interaction.user.mention}",
             view=None,
@@ -621,7 +633,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def reject(self, interaction: discord.Interaction, job_id: int, reason: str) -> None:
         """Reject, refund, and update the request message."""
         if not await self.engine.reject(job_id, interaction.user.id, reason):
-            raise InputError("That request was already decided.")
+            raise InputError(UNTRANSLATED, text="That request was already decided.")
         job = await self.engine.job(job_id)
         if job is not None and job.approval_message_id and interaction.channel_id:
             message = self.bot.get_partial_messageable(interaction.channel_id).get_partial_message(

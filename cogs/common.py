@@ -155,9 +155,25 @@ def noun_title(job: Job) -> Msg:
 
 
 def stored_text(locale: str, text: str | None, limit: int = 500) -> str:
-    """A job's stored reason in a language: a catalog message, or quoted plain text."""
+    """A job's stored reason in a language: a catalog message (its words from members or the
+    provider quoted inert), or quoted plain text."""
     message = Msg.decode(text)
-    return render(locale, message) if message is not None else inert(text, limit)
+    if message is None:
+        return inert(text, limit)
+    return short(render(locale, _inert_params(message, limit)), limit)
+
+
+def _inert_params(message: Msg, limit: int) -> Msg:
+    """A stored message whose text parameters cannot format, link or ping."""
+    params = {
+        k: _inert_params(v, limit)
+        if isinstance(v, Msg)
+        else inert(v, limit)
+        if isinstance(v, str)
+        else v
+        for k, v in message.params.items()
+    }
+    return Msg(message.key, params)
 
 
 def server_locale(bot: discord.Client, guild_id: int) -> str:
