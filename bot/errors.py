@@ -73,3 +73,7 @@ class ProviderError(BotError):
 
     def __str__(self) -> str:
         return f"{self.kind.value} (HTTP {self.status}, code {self.code}): {self.message}"
+
+
+class ShardsRefused(Exception):
+    """Discord closed the gateway over the shard settings (4010, 4011); says what to change."""

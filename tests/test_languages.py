@@ -121,6 +121,8 @@ PROTOCOL_MODULES = {
     "bot/providers/http.py",
     "bot/providers/newapi.py",
 }
+# Functions whose texts are for the operator (cogs/app.py: what to change in the shard settings).
+OPERATOR_FUNCTIONS = {"shard_refusal"}
 PRAGMA = "# not for members"  # a line's literal is an internal reason (logs, audit detail)
 
 
@@ -131,6 +133,8 @@ def _skipped(tree: ast.AST) -> set[int]:
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
             skip.add(id(body[0].value))  # a docstring
+        if isinstance(node, ast.FunctionDef) and node.name in OPERATOR_FUNCTIONS:
+            skip |= {id(n) for n in ast.walk(node)}
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
