@@ -5,35 +5,48 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from bot.engine import PROVIDER_OPTION
+from bot.i18n import Msg, render
 from bot.model_facts import ModelFacts, span
 from bot.models import Mode
 from bot.policy import cost_of
-from cogs.common import PROVIDER_LABELS, duration_text
+from cogs.common import duration_text, provider_name
 from storage.moderation import CostRule
 
 MESSAGE_MAX = 2000
 
 
-def model_block(facts: ModelFacts, seconds: float) -> str:
+def model_block(locale: str, facts: ModelFacts, seconds: float) -> str:
     """A model's modes, durations, sizes, audio, pictures and typical time, in a few lines."""
-    sizes = span(facts.sizes) if facts.sizes else (facts.resolution or "set by the model")
-    audio = "yes" if facts.audio else "no"
+    if facts.sizes:
+        sizes: str = span(facts.sizes)
+    else:
+        sizes = facts.resolution or render(locale, "help.sizes_by_model")
     lines = [
-        f"**{facts.name}** ({PROVIDER_LABELS.get(facts.provider, facts.provider)}) · "
+        f"**{facts.name}** ({provider_name(locale, facts.provider)}) · "
         + ", ".join(m.value for m in facts.modes),
-        f"  {span(facts.durations)} s · size {sizes} · audio {audio} · "
-        f"typically {duration_text(seconds)}",
+        render(
+            locale,
+            "help.model_line",
+            durations=span(facts.durations),
+            sizes=sizes,
+            audio=Msg("help.yes" if facts.audio else "help.no"),
+            typical=duration_text(locale, seconds),
+        ),
     ]
     if any(m is not Mode.TEXT for m in facts.modes):
-        lines.append(f"  pictures: {facts.pictures}")
+        rules = ", ".join(render(locale, rule) for rule in facts.pictures)
+        lines.append(render(locale, "help.pictures", pictures=rules))
     return "\n".join(lines)
 
 
 def costs_block(
-    facts: Sequence[ModelFacts], enabled: Mapping[str, bool], rules: list[CostRule]
+    locale: str,
+    facts: Sequence[ModelFacts],
+    enabled: Mapping[str, bool],
+    rules: list[CostRule],
 ) -> str:
     """This server's enabled models and their costs (as made with the defaults, and per rule)."""
-    lines = ["**On this server** (credits per video; options left unset count at their default)"]
+    lines = [render(locale, "help.costs_head")]
     for model in facts:
         if enabled.get(model.name, True) is False:
             continue
@@ -45,7 +58,7 @@ def costs_block(
         lines.append(line + (f" ({'; '.join(extra)})" if extra else ""))
     off = [m.name for m in facts if enabled.get(m.name, True) is False]
     if off:
-        lines.append(f"Turned off here: {', '.join(off)}.")
+        lines.append(render(locale, "help.turned_off", models=", ".join(off)))
     return "\n".join(lines)
 
 
