@@ -246,8 +246,14 @@ async def test_a_process_without_the_channels_shard_delivers_through_rest(world:
     assert ("GET", f"/guilds/{before.guild.id}") in {
         (r.method, r.path) for r in world.discord.requests
     }
-    [row] = query(after.db_path, "SELECT state, result_message_id FROM jobs")
-    assert (row["state"], row["result_message_id"]) == ("delivered", result.id)
+    recorded = ("delivered", result.id)  # recorded just after the post: wait for its commit
+    await eventually(
+        lambda: (
+            [tuple(r) for r in query(after.db_path, "SELECT state, result_message_id FROM jobs")]
+            == [recorded]
+        ),
+        what="the delivery recorded",
+    )
 
 
 # --- health and metrics per shard -------------------------------------------------------------
