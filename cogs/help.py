@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from discord import app_commands
+
+from bot.defaults import NAMES, OPTION_NAMES, MemberDefaults
 from bot.engine import PROVIDER_OPTION
 from bot.model_facts import ModelFacts, span
-from bot.models import Mode
+from bot.models import VIDEO_MODES, Mode
 from bot.policy import cost_of
 from cogs.common import PROVIDER_LABELS, duration_text
 from storage.moderation import CostRule
@@ -58,3 +62,66 @@ def pages(blocks: Sequence[str], limit: int = MESSAGE_MAX) -> list[str]:
         else:
             out.append(block[:limit])
     return out
+
+
+# --- /video defaults (and "your defaults" in /video help) ---------------------------------
+
+DEFAULTS_HELP = {
+    "text": "Your model for /video text",
+    "image": "Your model for /video image, and one picture in Animate image or a mention",
+    "frames": "Your model for /video frames, and two pictures as first and last frames",
+    "reference": "Your model for /video reference",
+    "quality": "Your quality, used where the model takes it",
+    "audio": "Add AI sound by default, where the model can",
+    "size": "Your size, used where the model takes it",
+    "duration": "Your length in seconds, used where the model takes it",
+    "fps": "Your frame rate, used where the model takes it",
+    "private": "Send your videos to you by direct message unless a command says otherwise",
+    "reset": "Forget one default, or all of them (the models' own apply again)",
+}
+RESET_NAMES = {
+    "text": "model for text",
+    "image": "model for image",
+    "frames": "model for frames",
+    "reference": "model for reference",
+}
+RESET_CHOICES = [app_commands.Choice(name="all of them", value="all")] + [
+    app_commands.Choice(name=RESET_NAMES.get(name, name), value=name) for name in NAMES
+]
+
+
+def _shown(value: Any) -> str:
+    """A default's value as members read it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def value_label(label: str, modes: Sequence[Mode], own: bool) -> str:
+    """An autocomplete choice of /video defaults: the value, where it would be used, if yours."""
+    where = ", ".join(m.value for m in modes) or "none of your models"
+    return f"{label} · {where}" + (" (yours)" if own else "")
+
+
+def defaults_block(mine: MemberDefaults, used: Mapping[str, Sequence[Mode]]) -> str:
+    """A member's defaults: the model per mode, each option set and where it is used, privacy."""
+    models = " · ".join(
+        f"{mode.value} **{mine.model_for(mode)}**" + ("" if mine.own_model(mode) else " (usual)")
+        for mode in VIDEO_MODES
+    )
+    lines = [
+        "**Your defaults on this server** (what you type in a command wins; what is not set "
+        "here is the model's own default)",
+        f"Models: {models}",
+    ]
+    for option, value in mine.options().items():
+        where = ", ".join(m.value for m in used.get(option, ()))
+        use = f"used in {where}" if where else "fits none of your models now, so it is not used"
+        lines.append(f"• {option}: `{_shown(value)}` ({use})")
+    unset = [o for o in OPTION_NAMES if o not in mine.options()]
+    if unset:
+        lines.append(f"Not set (each model's own): {', '.join(unset)}")
+    where = "sent to you by direct message" if mine.private else "posted in the channel"
+    lines.append(f"Results: {where}.")
+    lines.append("Change them with `/video defaults`; forget one with its `reset` option.")
+    return "\n".join(lines)

@@ -17,13 +17,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import metrics, model_facts, models
+from bot import defaults, metrics, model_facts, models
+from bot.defaults import MemberDefaults
 from bot.engine import DM_FAILED, Engine, JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
 from bot.models import DEFAULT_MODEL, OPTION_HELP, Mode, VideoOptions
-from cogs.buttons import CancelButton, JobButton
+from cogs.buttons import CancelButton, JobButton, ListedCancelButton, jobs_view
 from cogs.common import (
     IMAGE_SUFFIXES,
     MODE_BY_COUNT,
@@ -41,7 +42,15 @@ from cogs.common import (
     short,
     ts,
 )
-from cogs.help import costs_block, model_block, pages
+from cogs.help import (
+    DEFAULTS_HELP,
+    RESET_CHOICES,
+    costs_block,
+    defaults_block,
+    model_block,
+    pages,
+    value_label,
+)
 from cogs.replies import report_error, say
 from storage.credits import next_reset
 from storage.rows import Job
@@ -63,6 +72,7 @@ ACCEPTED_PRIVATE = (
     "(nothing is posted here)."
 )
 PRIVATE_HELP = "Send the video to you by direct message instead of posting it here"
+CANCELLED = "Video #{id} was cancelled; your {cost} credit(s) were refunded."
 Pictures = Callable[[], Awaitable[Sequence[bytes]]]
 
 
@@ -75,14 +85,16 @@ def _label(option: str, value: Any) -> str:
     return str(value)
 
 
-def _choice_label(option: str, value: Any, default: Any) -> str:
-    """A choice as the picker shows it, the model's default marked."""
+def _choice_label(option: str, value: Any, default: Any, own: Any = None) -> str:
+    """A choice as the picker shows it: the member's own default marked, else the model's."""
     label = _label(option, value)
+    if own is not None:
+        return f"{label} (your default)" if value == own else label
     return f"{label} (default)" if value == default else label
 
 
 def option_choices(
-    engine: Engine, model: str, option: str, mode: Mode, typed: str
+    engine: Engine, model: str, option: str, mode: Mode, typed: str, own: Any = None
 ) -> list[Choice[Any]]:
     """Autocomplete: the values `model` takes for `option` in `mode` (the model table, or the
     provider catalog for gateway models) that match what was typed; none if it has no such
@@ -93,20 +105,58 @@ def option_choices(
     values, default = model_facts.option_values(model, provider, option, mode)
     if option in ("duration", "fps"):
         values = tuple(sorted(values or ()))
+    if own is not None and not engine.takes(model, option, own, mode):
+        own = None  # the member's default is not used with this model: the model's is
     wanted = typed.strip().lower()
-    labelled = [(_choice_label(option, v, default), v) for v in values or ()]
+    labelled = [(_choice_label(option, v, default, own), v) for v in values or ()]
     return [Choice(name=n, value=v) for n, v in labelled if wanted in n.lower()][:25]
 
 
 def option_autocomplete(mode: Mode, option: str) -> Callable[..., Awaitable[list[Choice[Any]]]]:
     """An autocomplete callback for one option of a /video command: what the model picked so
-    far in the interaction (or the mode's default model) accepts."""
+    far in the interaction (or the member's default model for the mode) accepts."""
 
     async def complete(interaction: discord.Interaction, current: str) -> list[Choice[Any]]:
-        """Values of the chosen model."""
-        model = getattr(interaction.namespace, "model", None) or DEFAULT_MODEL[mode]
+        """Values of the chosen model, the member's own default marked."""
         engine = interaction.client.resources.engine  # type: ignore[attr-defined]
-        return option_choices(engine, str(model), option, mode, current)
+        mine = await engine.member_defaults(interaction.guild_id or 0, interaction.user.id)
+        model = getattr(interaction.namespace, "model", None) or mine.model_for(mode)
+        own = mine.options().get(option)
+        return option_choices(engine, str(model), option, mode, current, own)
+
+    return complete
+
+
+def default_model_autocomplete(mode: Mode) -> Callable[..., Awaitable[list[Choice[str]]]]:
+    """An autocomplete callback for a mode's model in /video defaults: the server's enabled ones."""
+
+    async def complete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Enabled models of the mode."""
+        engine = interaction.client.resources.engine  # type: ignore[attr-defined]
+        return model_matches(await engine.offered_models(interaction.guild_id or 0, mode), current)
+
+    return complete
+
+
+def defaults_autocomplete(option: str) -> Callable[..., Awaitable[list[Choice[Any]]]]:
+    """An autocomplete callback for an option of /video defaults: the values the member's
+    models (those typed in the same command first) take, each with where it would be used."""
+
+    async def complete(interaction: discord.Interaction, current: str) -> list[Choice[Any]]:
+        """Values of the member's models."""
+        engine = interaction.client.resources.engine  # type: ignore[attr-defined]
+        mine = await engine.member_defaults(interaction.guild_id or 0, interaction.user.id)
+        typed_models = {
+            name: getattr(interaction.namespace, name, None) for name in defaults.MODEL_NAMES
+        }
+        mine = mine.changed({k: v for k, v in typed_models.items() if v})
+        own = mine.options().get(option)
+        wanted = current.strip().lower()
+        labelled = [
+            (value_label(_label(option, v), modes, v == own), v)
+            for v, modes in defaults.offered_values(mine, option, engine)
+        ]
+        return [Choice(name=n, value=v) for n, v in labelled if wanted in n.lower()][:25]
 
     return complete
 
@@ -237,7 +287,9 @@ class PromptModal(discord.ui.Modal, title="Animate image"):
                 clicked, mode, model, prompt, VideoOptions(), self.attachments, Origin.MENU
             )
 
-        picks = await self.cog.animate_picks(interaction.guild_id or 0, len(self.attachments))
+        picks = await self.cog.animate_picks(
+            interaction.guild_id or 0, interaction.user.id, len(self.attachments)
+        )
         view = ModelQuestion(interaction.user.id, picks, len(self.attachments), go)
         text = question_text(len(self.attachments))
         await interaction.response.send_message(text, view=view, ephemeral=True)
@@ -397,15 +449,16 @@ class Video(commands.Cog):
         self,
         interaction: discord.Interaction,
         mode: Mode,
-        model: str,
+        model: str | None,
         prompt: str | None,
         options: VideoOptions,
         attachments: Sequence[discord.Attachment],
         origin: Origin,
         *,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
-        """A slash command or the menu: attachment metadata, acknowledge, then the pipeline."""
+        """A slash command or the menu: attachment metadata, acknowledge, then the pipeline
+        (what is left unset, None, comes from the member's defaults when quoted)."""
         check_attachments(attachments)  # refusals before the ack stay a direct answer
         await interaction.response.defer(ephemeral=True, thinking=True)
         metrics.first_response(interaction.created_at)
@@ -444,7 +497,7 @@ class Video(commands.Cog):
         self,
         interaction: discord.Interaction,
         prompt: Prompt | None = None,
-        model: str = DEFAULT_MODEL[Mode.TEXT],
+        model: str | None = None,
         quality: str | None = None,
         audio: bool | None = None,
         size: str | None = None,
@@ -454,7 +507,7 @@ class Video(commands.Cog):
         aspect_ratio: str | None = None,
         movement: str | None = None,
         voice: discord.Attachment | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """Text to video (the prompt typed, or spoken in `voice` and confirmed first)."""
         options = VideoOptions(quality, audio, size, duration, fps, style, aspect_ratio, movement)
@@ -494,14 +547,14 @@ class Video(commands.Cog):
         interaction: discord.Interaction,
         image: discord.Attachment,
         prompt: Prompt | None = None,
-        model: str = DEFAULT_MODEL[Mode.IMAGE],
+        model: str | None = None,
         quality: str | None = None,
         audio: bool | None = None,
         size: str | None = None,
         duration: int | None = None,
         fps: int | None = None,
         movement: str | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """Image to video."""
         options = VideoOptions(quality, audio, size, duration, fps, None, None, movement)
@@ -527,16 +580,19 @@ class Video(commands.Cog):
         first: discord.Attachment,
         last: discord.Attachment | None = None,
         prompt: Prompt | None = None,
-        model: str = DEFAULT_MODEL[Mode.FRAMES],
+        model: str | None = None,
         audio: bool | None = None,
         size: str | None = None,
         duration: int | None = None,
         fps: int | None = None,
         movement: str | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """First (and last) frame to video; no `quality`: the table narrows frames to one value."""
         pictures = (first,) if last is None else (first, last)
+        if model is None:  # the member's own frames model decides how many frames it needs
+            mine = await self.engine.member_defaults(interaction.guild_id or 0, interaction.user.id)
+            model = mine.model_for(Mode.FRAMES)
         check_frame_count(model, len(pictures))
         options = VideoOptions(None, audio, size, duration, fps, None, None, movement)
         await self.start(
@@ -572,11 +628,11 @@ class Video(commands.Cog):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
         prompt: Prompt | None = None,
-        model: str = DEFAULT_MODEL[Mode.REFERENCE],
+        model: str | None = None,
         aspect_ratio: str | None = None,
         movement: str | None = None,
         audio: bool | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """Reference images to video."""
         images = tuple(a for a in (image1, image2, image3) if a is not None)
@@ -596,21 +652,79 @@ class Video(commands.Cog):
     async def help_(self, interaction: discord.Interaction) -> None:
         """Per model its modes, durations, sizes, audio, pictures and time; this server's costs."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        for page in await self.help_pages(interaction.guild_id or 0):
+        for page in await self.help_pages(interaction.guild_id or 0, interaction.user.id):
             await say(interaction, page)
 
-    async def help_pages(self, guild_id: int) -> list[str]:
-        """The help text in messages of at most 2000 characters."""
+    async def help_pages(self, guild_id: int, user_id: int = 0) -> list[str]:
+        """The help text in messages of at most 2000 characters (the member's defaults, then
+        the server's costs, last)."""
         known = []
         for model in self.engine.routed_models():
             provider = self.engine.provider_of(model)
             if provider is not None:
                 known.append(model_facts.facts(model, provider))
         blocks = [model_block(f, self.engine.expected_seconds(f.name, f.defaults)) for f in known]
+        blocks.append(await self.defaults_text(guild_id, user_id))
         moderators = self.engine.moderators
         enabled = await moderators.model_rules(guild_id)
         blocks.append(costs_block(known, enabled, await moderators.costs(guild_id)))
         return pages(blocks)
+
+    # --- /video defaults ------------------------------------------------------------------
+
+    @video.command(name="defaults", description="See or set your own defaults on this server")
+    @app_commands.describe(**DEFAULTS_HELP)
+    @app_commands.choices(reset=RESET_CHOICES)
+    @app_commands.autocomplete(
+        **{name: default_model_autocomplete(mode) for name, mode in defaults.MODEL_NAMES.items()},
+        **{o: defaults_autocomplete(o) for o in ("quality", "size", "duration", "fps")},
+    )
+    async def defaults_(
+        self,
+        interaction: discord.Interaction,
+        text: str | None = None,
+        image: str | None = None,
+        frames: str | None = None,
+        reference: str | None = None,
+        quality: str | None = None,
+        audio: bool | None = None,
+        size: str | None = None,
+        duration: int | None = None,
+        fps: int | None = None,
+        private: bool | None = None,
+        reset: str | None = None,
+    ) -> None:
+        """Reset (if asked), set what was given, then show the member's defaults, privately."""
+        guild_id, user_id = interaction.guild_id or 0, interaction.user.id
+        given = {
+            "text": text,
+            "image": image,
+            "frames": frames,
+            "reference": reference,
+            "quality": quality,
+            "audio": audio,
+            "size": size,
+            "duration": duration,
+            "fps": fps,
+            "private": private,
+        }
+        changes = {name: value for name, value in given.items() if value is not None}
+        if reset is not None:
+            await self.engine.reset_member_defaults(
+                guild_id, user_id, None if reset == "all" else reset
+            )
+        if changes:
+            await self.engine.set_member_defaults(guild_id, user_id, changes)
+        await say(interaction, await self.defaults_text(guild_id, user_id))
+
+    async def defaults_text(self, guild_id: int, user_id: int) -> str:
+        """A member's defaults on a server, each option with the modes it is used in."""
+        mine: MemberDefaults = await self.engine.member_defaults(guild_id, user_id)
+        used = {
+            option: defaults.fitting_modes(mine, option, value, self.engine)
+            for option, value in mine.options().items()
+        }
+        return defaults_block(mine, used)
 
     @video.command(name="cancel", description="Cancel one of your videos that has not started yet")
     @app_commands.describe(job="The video's number (the list shows those you can cancel)")
@@ -638,9 +752,14 @@ class Video(commands.Cog):
     async def cancel_job(self, interaction: discord.Interaction, job_id: int) -> None:
         """Cancel for its requester (Cancel button or /video cancel), refunded once."""
         job = await self.engine.cancel(job_id, interaction.user.id)
-        await say(
-            interaction, f"Video #{job.id} was cancelled; your {job.cost} credit(s) were refunded."
-        )
+        await say(interaction, CANCELLED.format(id=job.id, cost=job.cost))
+
+    async def cancel_listed(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Cancel #N under /jobs: cancelled (refunded once), then the list again in its place."""
+        job = await self.engine.cancel(job_id, interaction.user.id)
+        text, view = await self._jobs_list(interaction.guild_id or 0, interaction.user.id)
+        done = CANCELLED.format(id=job.id, cost=job.cost)
+        await interaction.response.edit_message(content=short(f"{done}\n{text}", 2000), view=view)
 
     # --- model autocomplete: the models of the configured providers -----------------------
 
@@ -680,19 +799,26 @@ class Video(commands.Cog):
     @app_commands.command(name="jobs", description="Your recent videos and how they are doing")
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
-        """The caller's last ten jobs."""
-        jobs = await self.engine.recent_jobs(interaction.guild_id or 0, interaction.user.id, 10)
+        """The caller's last ten jobs, a Cancel button under each that has not started yet."""
+        text, view = await self._jobs_list(interaction.guild_id or 0, interaction.user.id)
+        await say(interaction, text, **({"view": view} if view is not None else {}))
+
+    async def _jobs_list(self, guild_id: int, user_id: int) -> tuple[str, discord.ui.View | None]:
+        """The text and the Cancel buttons of /jobs."""
+        jobs = await self.engine.recent_jobs(guild_id, user_id, 10)
         if not jobs:
-            await say(
-                interaction,
+            return (
                 "You have no videos here yet. Try `/video text`, or `/video help` to see what "
                 "each model makes and costs.",
+                None,
             )
-            return
         lines = [self._job_line(job) for job in jobs]
         if any(job.state in CANCELLABLE for job in jobs):
-            lines.append("A video that has not started yet can be cancelled with `/video cancel`.")
-        await say(interaction, short("\n".join(lines), 2000))
+            lines.append(
+                "A video that has not started yet can be cancelled with its button below "
+                "or `/video cancel`."
+            )
+        return short("\n".join(lines), 2000), jobs_view(jobs)
 
     @staticmethod
     def _job_line(job: Job) -> str:
@@ -766,7 +892,7 @@ class Video(commands.Cog):
             await clicked.response.edit_message(content=f"Making it with {model}…", view=None)
             await self._answering(message, self._mention_pipeline(message, mode, model))
 
-        picks = await self.animate_picks(message.guild.id, len(attachments))
+        picks = await self.animate_picks(message.guild.id, message.author.id, len(attachments))
         view = ModelQuestion(message.author.id, picks, len(attachments), go)
         text = f"<@{message.author.id}> {question_text(len(attachments))}"
         await message.reply(text, view=view, allowed_mentions=only(message.author.id))
@@ -791,9 +917,9 @@ class Video(commands.Cog):
         pictures = partial(fetch_images, self.bot, attachments)
         await self.pipeline(self.engine.quote(request), Entry(ask, pictures, reference=message))
 
-    async def animate_picks(self, guild_id: int, count: int) -> list[Pick]:
-        """The server's enabled models of configured providers for `count` pictures, the usual
-        one first (InputError if there is none)."""
+    async def animate_picks(self, guild_id: int, user_id: int, count: int) -> list[Pick]:
+        """The server's enabled models of configured providers for `count` pictures, the
+        member's default model first, else the usual one (InputError if there is none)."""
         enabled = await self.engine.moderators.model_rules(guild_id)
         picks = [
             (mode, model)
@@ -801,8 +927,10 @@ class Video(commands.Cog):
             for model in self.engine.models_for(mode)
             if enabled.get(model, True)
         ]
-        usual = (MODE_BY_COUNT[count], DEFAULT_MODEL[MODE_BY_COUNT[count]])
-        picks.sort(key=lambda pick: pick != usual)  # stable: the rest keep table order
+        mode = MODE_BY_COUNT[count]
+        mine = (mode, (await self.engine.member_defaults(guild_id, user_id)).model_for(mode))
+        usual = (mode, DEFAULT_MODEL[mode])
+        picks.sort(key=lambda pick: (pick != mine, pick != usual))  # stable: table order after
         if not picks:
             raise InputError("No model animates pictures on this server now. Ask a moderator.")
         return picks[:25]
@@ -891,4 +1019,4 @@ class Video(commands.Cog):
 async def setup(bot: VideoBot) -> None:
     """Extension entry point: add the cog (VideoBot.wire connects it to Delivery)."""
     await bot.add_cog(Video(bot))
-    bot.add_dynamic_items(JobButton, CancelButton)
+    bot.add_dynamic_items(JobButton, CancelButton, ListedCancelButton)
