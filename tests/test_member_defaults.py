@@ -17,6 +17,7 @@ from tests.test_animate_question import menu_question, options_of, pics
 from tests.test_discord_faults import ended, results
 from tests.test_e2e import make_it, mention_question, png, private_text, slash
 from tests.test_help import help_messages
+from tests.test_image_e2e import image, picture_for, private
 from tests.test_moderation import admin, spent
 
 
@@ -224,3 +225,14 @@ async def test_cost_rules_apply_to_a_defaulted_option(h: Harness) -> None:
     question: FakeMessage = await asked.wait_response(lambda m: "credits" in m.content)
     assert "costs **3 credits**" in question.content
     assert h.zai.requests == []
+
+
+async def test_a_stills_animate_button_uses_the_members_image_model(h: Harness) -> None:
+    await defaults(h, image="vidu2-image", audio=True)
+    await image(h, prompt="a boat")
+    still = await picture_for(h, h.alice)
+    animate = await h.discord.click(h.guild, h.channel, h.alice, still, "still:animate:1")
+    await private(animate, "Accepted as video #2")
+    await ended(h, 2)
+    [body] = h.zai.submits  # the still went to the media API
+    assert (body["model"], body["with_audio"]) == ("vidu2-image", True)
