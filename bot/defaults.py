@@ -9,7 +9,7 @@ provider catalog through the engine (a `Catalogue`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -71,6 +71,11 @@ class MemberDefaults:
     def private(self) -> bool:
         """Whether results go to the member's direct messages unless a command says otherwise."""
         return bool(self.values.get(PRIVATE, False))
+
+    def without(self, names: Iterable[str]) -> MemberDefaults:
+        """These defaults with `names` forgotten."""
+        gone = set(names)
+        return MemberDefaults({k: v for k, v in self.values.items() if k not in gone})
 
     def changed(self, changes: Mapping[str, Any]) -> MemberDefaults:
         """These defaults with `changes` applied (names from NAMES)."""

@@ -379,14 +379,19 @@ class Engine:
         return MemberDefaults(await self.member_store.get(guild_id, user_id))
 
     async def set_member_defaults(
-        self, guild_id: int, user_id: int, changes: dict[str, Any]
+        self,
+        guild_id: int,
+        user_id: int,
+        changes: dict[str, Any],
+        forget: Sequence[str] = (),
     ) -> MemberDefaults:
-        """Change some of a member's defaults, checked together with the rest; a refusal
-        (InputError, NotAllowedError) stores nothing."""
-        mine = (await self.member_defaults(guild_id, user_id)).changed(changes)
-        defaults.check(mine, self)
-        await self._refuse_turned_off_defaults(guild_id, changes)
-        await self.member_store.set(guild_id, user_id, changes)
+        """Forget some of a member's defaults and set others, in one go; new values are checked
+        together with the rest, and a refusal (InputError, NotAllowedError) stores nothing."""
+        mine = (await self.member_defaults(guild_id, user_id)).without(forget).changed(changes)
+        if changes:
+            defaults.check(mine, self)
+            await self._refuse_turned_off_defaults(guild_id, changes)
+        await self.member_store.update(guild_id, user_id, changes, forget)
         return mine
 
     async def _refuse_turned_off_defaults(self, guild_id: int, changes: dict[str, Any]) -> None:
@@ -398,13 +403,6 @@ class Engine:
                 raise NotAllowedError(
                     defaults.TURNED_OFF.format(model=model, name=name, offered=offered)
                 )
-
-    async def reset_member_defaults(
-        self, guild_id: int, user_id: int, name: str | None = None
-    ) -> MemberDefaults:
-        """Forget one of a member's defaults (all of them when `name` is None)."""
-        await self.member_store.reset(guild_id, user_id, name)
-        return await self.member_defaults(guild_id, user_id)
 
     @staticmethod
     def _checked(req: JobRequest) -> tuple[str | None, JobRequest]:

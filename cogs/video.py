@@ -696,25 +696,10 @@ class Video(commands.Cog):
     ) -> None:
         """Reset (if asked), set what was given, then show the member's defaults, privately."""
         guild_id, user_id = interaction.guild_id or 0, interaction.user.id
-        given = {
-            "text": text,
-            "image": image,
-            "frames": frames,
-            "reference": reference,
-            "quality": quality,
-            "audio": audio,
-            "size": size,
-            "duration": duration,
-            "fps": fps,
-            "private": private,
-        }
-        changes = {name: value for name, value in given.items() if value is not None}
-        if reset is not None:
-            await self.engine.reset_member_defaults(
-                guild_id, user_id, None if reset == "all" else reset
-            )
-        if changes:
-            await self.engine.set_member_defaults(guild_id, user_id, changes)
+        given = (text, image, frames, reference, quality, audio, size, duration, fps, private)
+        changes = {n: v for n, v in zip(defaults.NAMES, given, strict=True) if v is not None}
+        forget = () if reset is None else (defaults.NAMES if reset == "all" else (reset,))
+        await self.engine.set_member_defaults(guild_id, user_id, changes, forget)
         await say(interaction, await self.defaults_text(guild_id, user_id))
 
     async def defaults_text(self, guild_id: int, user_id: int) -> str:

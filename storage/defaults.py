@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from storage import sql
@@ -22,16 +22,18 @@ class DefaultsStore:
         rows = await self.db.fetchall(sql.SELECT_MEMBER_DEFAULTS, (guild_id, user_id))
         return {row[0]: json.loads(row[1]) for row in rows}
 
-    async def set(self, guild_id: int, user_id: int, values: Mapping[str, Any]) -> None:
-        """Store several defaults at once (all or none)."""
+    async def update(
+        self,
+        guild_id: int,
+        user_id: int,
+        values: Mapping[str, Any],
+        forget: Iterable[str] = (),
+    ) -> None:
+        """Forget some defaults, then store others, in one transaction (all or none)."""
         now = time.time()
         async with self.db.transaction() as conn:
+            for name in forget:
+                await conn.execute(sql.DELETE_MEMBER_DEFAULT, (guild_id, user_id, name))
             for name, value in values.items():
                 params = (guild_id, user_id, name, json.dumps(value), now)
                 await conn.execute(sql.UPSERT_MEMBER_DEFAULT, params)
-
-    async def reset(self, guild_id: int, user_id: int, name: str | None = None) -> int:
-        """Forget one default (or all of them when `name` is None); how many rows went."""
-        if name is None:
-            return await self.db.execute(sql.DELETE_MEMBER_DEFAULTS, (guild_id, user_id))
-        return await self.db.execute(sql.DELETE_MEMBER_DEFAULT, (guild_id, user_id, name))

@@ -704,5 +704,3 @@ ON CONFLICT (guild_id, user_id, name) DO UPDATE SET value = excluded.value,
 DELETE_MEMBER_DEFAULT = (
     "DELETE FROM member_defaults WHERE guild_id = ? AND user_id = ? AND name = ?"
 )
-
-DELETE_MEMBER_DEFAULTS = "DELETE FROM member_defaults WHERE guild_id = ? AND user_id = ?"

@@ -198,8 +198,12 @@ async def test_a_default_no_model_of_the_member_takes_is_refused(h: Harness) -> 
     await defaults(h, text="cogvideox-3", size="1920x1080")
     stranded = await defaults(h, text="viduq1-text", frames="viduq1-start-end", size="3840x2160")
     assert "size of `3840x2160` would fit none" in stranded
+    refused = await defaults(h, reset="all", text="vidu2-reference")  # one go: none of it
+    assert "does not make text videos" in refused
     shown = await defaults(h)
     assert "text **cogvideox-3**" in shown and "`1920x1080`" in shown  # nothing was stored
+    shown = await defaults(h, reset="size", duration=10)  # forget one and set another at once
+    assert "`1920x1080`" not in shown and "• duration: `10`" in shown
 
 
 async def test_a_default_model_turned_off_by_moderators(h: Harness) -> None:
