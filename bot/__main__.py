@@ -38,6 +38,7 @@ def main(argv: list[str]) -> int:
         from bot.metrics import check_health
 
         return check_health(settings)
+    from bot.errors import ShardsRefused
     from bot.runner import run
     from storage.db import DatabaseError
 
@@ -45,7 +46,8 @@ def main(argv: list[str]) -> int:
         asyncio.run(run(settings))
     except KeyboardInterrupt:
         pass
-    except DatabaseError as exc:  # another process on the file, a newer schema: say so plainly
+    except (DatabaseError, ShardsRefused) as exc:  # the file is taken, a newer schema, shards
+        # Discord will not take: one plain line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -86,3 +86,7 @@ _USER_MESSAGES: dict[ProviderErrorKind, str] = {
         "tell whether the video was started. Your credit was refunded; please ask again."
     ),
 }
+
+
+class ShardsRefused(Exception):
+    """Discord closed the gateway over the shard settings (4010, 4011); says what to change."""

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -158,15 +159,41 @@ class _Forward:
         return REGISTRY.collect()
 
 
-class GatewayWatch:
-    """Whether the Discord gateway is connected, from discord.py's connect/disconnect events."""
+@dataclass(frozen=True)
+class ShardState:
+    """One gateway connection as /healthz and /metrics report it."""
 
-    def __init__(self, bot: discord.Client) -> None:
+    id: int
+    connected: bool
+    latency: float | None  # heartbeat to ACK, seconds; None before the first ACK
+
+    def line(self) -> str:
+        """'shard 1: connected, latency 42 ms'."""
+        state = "connected" if self.connected else "disconnected"
+        latency = "unknown" if self.latency is None else f"{self.latency * 1000:.0f} ms"
+        return f"shard {self.id}: {state}, latency {latency}"
+
+
+class GatewayWatch:
+    """Whether the Discord gateway is connected, from discord.py's connect/disconnect events.
+
+    Sharded (`shards` given), each of this process's shards is followed on its own through the
+    shard_* events; unsharded, the one connection counts as shard 0.
+    """
+
+    def __init__(self, bot: discord.Client, shards: Sequence[int] | None = None) -> None:
         self.bot = bot
+        self.shards = shards
         self.connected = bot.is_ready() and not bot.is_closed()
-        bot.add_listener(self._up, "on_connect")
-        bot.add_listener(self._up, "on_resumed")
-        bot.add_listener(self._down, "on_disconnect")
+        self.up: set[int] = set(shards or ()) if self.connected else set()
+        if shards is None:
+            bot.add_listener(self._up, "on_connect")
+            bot.add_listener(self._up, "on_resumed")
+            bot.add_listener(self._down, "on_disconnect")
+        else:
+            bot.add_listener(self._shard_up, "on_shard_connect")
+            bot.add_listener(self._shard_up, "on_shard_resumed")
+            bot.add_listener(self._shard_down, "on_shard_disconnect")
 
     async def _up(self) -> None:
         self.connected = True
@@ -174,9 +201,59 @@ class GatewayWatch:
     async def _down(self) -> None:
         self.connected = False
 
+    async def _shard_up(self, shard_id: int) -> None:
+        self.up.add(shard_id)
+
+    async def _shard_down(self, shard_id: int) -> None:
+        self.up.discard(shard_id)
+
     def ok(self) -> bool:
-        """Connected and not closing."""
-        return self.connected and not self.bot.is_closed()
+        """Connected (every shard of this process) and not closing."""
+        return all(state.connected for state in self.states())
+
+    def states(self) -> list[ShardState]:
+        """Each connection's state: this process's shards, or the one unsharded connection."""
+        closed = self.bot.is_closed()
+        if self.shards is None:
+            return [ShardState(0, self.connected and not closed, _finite(self.bot.latency))]
+        return [ShardState(i, i in self.up and not closed, self._latency(i)) for i in self.shards]
+
+    def _latency(self, shard_id: int) -> float | None:
+        """A shard's heartbeat latency, None while unknown (not launched, no ACK yet)."""
+        get_shard = getattr(self.bot, "get_shard", None)  # only the sharded client has it
+        shard = get_shard(shard_id) if get_shard is not None else None
+        return None if shard is None else _finite(shard.latency)
+
+
+def _finite(seconds: float) -> float | None:
+    """discord.py says inf (no ACK yet) or nan (no shard) for an unknown latency."""
+    return seconds if math.isfinite(seconds) else None
+
+
+class GatewayCollector:
+    """Per-shard connection state and heartbeat latency, read at each scrape."""
+
+    def __init__(self, watch: GatewayWatch) -> None:
+        self.watch = watch
+
+    def collect(self) -> Iterable[Metric]:
+        """videobot_gateway_connected and videobot_gateway_latency_seconds, by shard."""
+        connected = GaugeMetricFamily(
+            "videobot_gateway_connected",
+            "1 while the shard's gateway connection is up (unsharded: shard 0)",
+            labels=["shard"],
+        )
+        latency = GaugeMetricFamily(
+            "videobot_gateway_latency_seconds",
+            "From the shard's last heartbeat to Discord's ACK",
+            labels=["shard"],
+        )
+        for state in self.watch.states():
+            connected.add_metric([str(state.id)], float(state.connected))
+            if state.latency is not None:
+                latency.add_metric([str(state.id)], state.latency)
+        yield connected
+        yield latency
 
 
 class Health:
@@ -194,8 +271,12 @@ class Health:
     async def problems(self) -> list[str]:
         """What is wrong; empty when healthy."""
         found = []
-        if not self.gateway.ok():
+        if self.gateway.shards is None and not self.gateway.ok():
             found.append("discord gateway disconnected")
+        elif self.gateway.shards is not None:
+            found += [
+                f"discord gateway {s.line()}" for s in self.gateway.states() if not s.connected
+            ]
         idle = time.time() - self.engine.last_pass
         if idle > self.scheduler_bound:
             found.append(f"scheduler has not run for {idle:.0f} s")
@@ -221,6 +302,7 @@ class MetricsServer:
         self.collector = DatabaseCollector(db)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)  # type: ignore[arg-type]
+        self.registry.register(GatewayCollector(health.gateway))  # type: ignore[arg-type]
         self.registry.register(_Forward())  # type: ignore[arg-type]
         self.health = health
 
@@ -237,11 +319,12 @@ class MetricsServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        """200 "ok", or 503 with one problem per line."""
+        """200 "ok", or 503 with one problem per line; sharded, then one line per shard."""
         problems = await self.health.problems()
-        if problems:
-            return web.Response(status=503, text="\n".join(problems) + "\n")
-        return web.Response(text="ok\n")
+        lines = problems or ["ok"]
+        if self.health.gateway.shards is not None:
+            lines += [state.line() for state in self.health.gateway.states()]
+        return web.Response(status=503 if problems else 200, text="\n".join(lines) + "\n")
 
 
 @contextlib.asynccontextmanager
@@ -253,7 +336,8 @@ async def serve_metrics(
         yield None
         return
     db, bound = resources.db, settings.health_scheduler_seconds
-    server = MetricsServer(db, Health(GatewayWatch(bot), resources.engine, db, bound))
+    watch = GatewayWatch(bot, settings.shards)
+    server = MetricsServer(db, Health(watch, resources.engine, db, bound))
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     try:

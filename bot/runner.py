@@ -11,7 +11,7 @@ from bot.logs import setup_logging
 from bot.metrics import serve_metrics
 from bot.schedule import PollPolicy
 from bot.settings import Settings
-from cogs.app import VideoBot, configure_endpoints
+from cogs.app import configure_endpoints, make_bot
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,14 @@ async def run(settings: Settings, policy: PollPolicy | None = None) -> None:
 async def _serve(settings: Settings, policy: PollPolicy | None) -> None:
     """The bot's whole life: resources, login, gateway, then an orderly close."""
     async with open_resources(settings, policy) as resources:
-        bot = VideoBot(resources)
+        bot = make_bot(resources)
         async with bot, serve_metrics(settings, bot, resources):
-            log.info("starting; database at %s", settings.database_path)
+            log.info("starting; database at %s%s", settings.database_path, _shards_note(settings))
             await bot.start(settings.discord_token.get_secret_value())
+
+
+def _shards_note(settings: Settings) -> str:
+    """'; shards 0, 1 of 4' for a sharded process, nothing otherwise."""
+    if settings.shards is None:
+        return ""
+    return f"; shards {', '.join(map(str, settings.shards))} of {settings.shard_count}"

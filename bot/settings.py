@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from bot.providers.routing import Fallback, ProviderSettings
 from storage.retention import RetentionPolicy
@@ -58,6 +59,10 @@ class Settings(ProviderSettings):
     retention_days: float = Field(default=7.0, ge=0)
     # Not below 7: /videoadmin stats reports 7 days from the job rows.
     history_days: float | None = Field(default=None, ge=7)
+    # Unset: one unsharded gateway connection (as ever). Set: discord.py's sharded client.
+    shard_count: int | None = Field(default=None, ge=1)
+    # NoDecode: a comma list ("0,1"), not JSON; checked against SHARD_COUNT (declared before).
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
 
     @field_validator("zai_base_url", "discord_api_base")
     @classmethod
@@ -85,7 +90,28 @@ class Settings(ProviderSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("dev_guild_id", "metrics_port", "history_days", mode="before")
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        return tuple(_shard_id(part) for part in value.split(","))
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_fit(
+        cls, value: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if "shard_count" not in info.data:
+            return value  # SHARD_COUNT itself is invalid and reported on its own
+        check_shard_ids(value, info.data["shard_count"])
+        return value
+
+    @field_validator("dev_guild_id", "metrics_port", "history_days", "shard_count", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -99,6 +125,13 @@ class Settings(ProviderSettings):
     def fallback(self) -> bool:
         """PROVIDER_FALLBACK=on."""
         return self.provider_fallback is Fallback.ON
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shards this process serves (SHARD_IDS, else all of SHARD_COUNT); None: unsharded."""
+        if self.shard_count is None:
+            return None
+        return self.shard_ids or tuple(range(self.shard_count))
 
     def secrets(self) -> list[str]:
         """Every configured secret, for the log filter."""
@@ -121,6 +154,37 @@ class Settings(ProviderSettings):
         return frozenset(
             h.strip().lower() for h in self.trusted_media_hosts.split(",") if h.strip()
         )
+
+
+def _shard_id(text: str) -> int:
+    """One entry of SHARD_IDS."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text.strip()!r} is not a shard number; write the ids as a comma list, e.g. 0,1"
+        ) from None
+
+
+def check_shard_ids(ids: tuple[int, ...], count: int | None) -> None:
+    """SHARD_IDS needs SHARD_COUNT, ids in 0 .. count-1, each once."""
+    if count is None:
+        raise ValueError("needs SHARD_COUNT (the total number of shards of the bot) set as well")
+    outside = sorted({i for i in ids if not 0 <= i < count})
+    if outside:
+        raise ValueError(
+            f"{_shards(outside)} outside 0..{count - 1} (SHARD_COUNT={count}); "
+            "use ids from 0 to SHARD_COUNT - 1"
+        )
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"{_shards(repeated)} listed twice; list each shard once")
+
+
+def _shards(ids: list[int]) -> str:
+    """Name the shards: 'shard 2 is' or 'shards 2, 3 are'."""
+    listed = ", ".join(map(str, ids))
+    return f"shard {listed} is" if len(ids) == 1 else f"shards {listed} are"
 
 
 def describe_errors(error: ValidationError) -> list[str]:

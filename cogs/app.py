@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
@@ -13,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Resources
+from bot.errors import ShardsRefused
 from bot.logs import set_log_ids
 from cogs.replies import report_error
 
@@ -97,6 +99,17 @@ class VideoBot(commands.Bot):
             raise LookupError(f"cog {name} is not loaded (EXTENSIONS: {', '.join(EXTENSIONS)})")
         return cog
 
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """Stay connected; shards Discord refuses end the process saying what to change."""
+        try:
+            await super().connect(reconnect=reconnect)
+        except discord.ConnectionClosed as exc:
+            settings = self.resources.settings
+            refusal = shard_refusal(exc.code, settings.shard_count, settings.shards)
+            if refusal is None:
+                raise
+            raise ShardsRefused(refusal) from None
+
     async def close(self) -> None:
         """Stop the engine before the connection."""
         await self.resources.engine.close()
@@ -123,3 +136,37 @@ class VideoBot(commands.Bot):
         """A hash of the command payloads Discord would receive."""
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class ShardedVideoBot(VideoBot, commands.AutoShardedBot):
+    """The same bot on discord.py's sharded client: SHARD_IDS of SHARD_COUNT in this process.
+
+    Interactions and messages of a server arrive only at the process holding its shard; what
+    the bot sends later (status edits, results) goes through REST and needs no shard.
+    """
+
+
+def shard_refusal(code: int, count: int | None, ids: Sequence[int] | None) -> str | None:
+    """What to change when Discord closes the gateway over the shards (4010, 4011); else None."""
+    if code == 4010:
+        listed = ", ".join(map(str, ids or ()))
+        return (
+            f"Discord refused shard {listed} of {count} as invalid (close code 4010); "
+            "set SHARD_IDS to ids from 0 to SHARD_COUNT - 1"
+        )
+    if code == 4011:
+        now = f"SHARD_COUNT={count}" if count else "SHARD_COUNT is unset"
+        return (
+            f"Discord requires more shards for this bot's servers ({now}; close code 4011); "
+            "raise SHARD_COUNT (GET /gateway/bot recommends a count) and run every shard"
+        )
+    return None
+
+
+def make_bot(resources: Resources, **options: Any) -> VideoBot:
+    """The unsharded bot, or the sharded one when SHARD_COUNT is set."""
+    shards = resources.settings.shards
+    if shards is None:
+        return VideoBot(resources, **options)
+    count = resources.settings.shard_count
+    return ShardedVideoBot(resources, shard_count=count, shard_ids=list(shards), **options)

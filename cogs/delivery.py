@@ -358,7 +358,7 @@ class Delivery(commands.Cog):
             video: Path | None = Path(tmp) / "video.mp4"
             size = await self._download(job, video)
             failpoint("after_download")
-            limit = self._upload_limit(job) - UPLOAD_HEADROOM
+            limit = await self._upload_limit(job) - UPLOAD_HEADROOM
             content = f"<@{job.user_id}> your video is ready!"
             if size > limit:
                 video, fitted_size = await self._shrink(job, video, size, limit)
@@ -374,7 +374,7 @@ class Delivery(commands.Cog):
             picture: Path | None = Path(tmp) / "picture.png"
             size = await self._download(job, picture)
             failpoint("after_download")
-            limit = self._upload_limit(job) - UPLOAD_HEADROOM
+            limit = await self._upload_limit(job) - UPLOAD_HEADROOM
             content = f"<@{job.user_id}> your picture is ready!"
             if size > limit:
                 expires = ts((job.finished_at or time.time()) + STILL_LINK_LIFETIME)
@@ -433,11 +433,20 @@ class Delivery(commands.Cog):
                 await asyncio.sleep(self.engine.schedule.retry_delay(attempt))
         raise AssertionError("unreachable")
 
-    def _upload_limit(self, job: Job) -> int:
-        """The channel's upload limit: the interaction's, else the guild's, else 10 MiB."""
+    async def _upload_limit(self, job: Job) -> int:
+        """The channel's upload limit: the interaction's, else the guild's, else 10 MiB.
+
+        The guild is in the cache only where its shard is; another process (sharded, taking
+        over the job) asks Discord over REST.
+        """
         if job.upload_limit:
             return job.upload_limit
-        guild = self.bot.get_guild(job.guild_id)
+        guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
+        if guild is None and job.guild_id:
+            try:
+                guild = await self.bot.fetch_guild(job.guild_id)
+            except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
+                log.info("job %d: guild %d unknown (%s); 10 MiB limit", job.id, job.guild_id, exc)
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 
     async def _shrink(

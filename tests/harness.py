@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.app import Resources, open_resources
 from bot.settings import Settings
-from cogs.app import VideoBot
+from cogs.app import VideoBot, make_bot
 from tests.conftest import FAST_POLLS
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMessage, FakeUser, Perm
 from tests.fakes.zai import FakeZai
@@ -62,7 +62,7 @@ class Harness:
         self.resources = await self._stack.enter_async_context(
             open_resources(self.settings, FAST_POLLS)
         )
-        bot = VideoBot(self.resources, status_interval=0.0, guild_ready_timeout=0.05)
+        bot = make_bot(self.resources, status_interval=0.0, guild_ready_timeout=0.05)
         self.bot = bot
         task = asyncio.create_task(bot.start(self.settings.discord_token.get_secret_value()))
         ready = asyncio.create_task(self.discord.wait_ready(timeout=10))

@@ -22,7 +22,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .discord_commands import CommandStore, check_can_use
-from .discord_gateway import GatewayServer, GatewaySession
+from .discord_gateway import (
+    HEARTBEAT_INTERVAL_MS,
+    MAX_GUILDS_PER_SESSION,
+    GatewayServer,
+    GatewaySession,
+)
 from .discord_interactions import (
     build_interaction,
     command_options,
@@ -142,6 +147,11 @@ class FakeDiscord:
         self.ack_deadline = ack_deadline
         self.user_locale = "en-US"
         self.dm_app_permissions = DM_PERMISSIONS
+        # Sharding: GET /gateway/bot recommends one shard per `guilds_per_shard` guilds; an
+        # IDENTIFY whose session would hold more than `max_guilds_per_session` gets 4011.
+        self.guilds_per_shard = 1000
+        self.max_guilds_per_session = MAX_GUILDS_PER_SESSION
+        self.heartbeat_interval_ms = HEARTBEAT_INTERVAL_MS  # HELLO's; lower it to see latencies
         self.gateway = GatewayServer(self)
         self.rest = RestApi(self)
         self.hooks = InteractionApi(self)
@@ -654,6 +664,21 @@ class FakeDiscord:
     async def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until the bot identified and received READY and every GUILD_CREATE."""
         await self.signal.wait_for(lambda: self.gateway.ready, timeout, "the bot to become ready")
+
+    async def wait_shards_ready(
+        self, count: int, ids: Iterable[int] | None = None, timeout: float = 10.0
+    ) -> None:
+        """Wait until sessions for shards `ids` (all of `count` by default) are ready."""
+        wanted = {(i, count) for i in (range(count) if ids is None else ids)}
+        await self.signal.wait_for(
+            lambda: wanted <= self.gateway.ready_shards(),
+            timeout,
+            f"shards {sorted(i for i, _ in wanted)} of {count} to become ready",
+        )
+
+    def add_guild_on_shard(self, shard_id: int, count: int, **options: Any) -> FakeGuild:
+        """Create a guild whose id maps to shard `shard_id` of `count` ((id >> 22) % count)."""
+        return self.add_guild(self.next_id.on_shard(shard_id, count), **options)
 
     async def wait_resumed(self, count: int = 1, timeout: float = 10.0) -> None:
         """Wait until the bot has RESUMEd ``count`` times in total."""

@@ -32,6 +32,8 @@ OP_HEARTBEAT_ACK = 11
 
 HEARTBEAT_INTERVAL_MS = 41250
 BUFFER_LIMIT = 2000
+# Discord closes an IDENTIFY whose session would hold more guilds than this (4011).
+MAX_GUILDS_PER_SESSION = 2500
 
 Shaper = Callable[["GatewaySession", dict[str, Any]], dict[str, Any] | None]
 
@@ -82,11 +84,27 @@ class GatewaySession:
         return bool(self.intents & intent)
 
     def owns_guild(self, guild_id: int | None) -> bool:
-        """Return True if the guild's events go to this session's shard."""
-        if guild_id is None or self.shard is None:
+        """Return True if the guild's events go to this session's shard (DMs: shard 0's)."""
+        if self.shard is None:
             return True
-        shard_id, count = self.shard
-        return (guild_id >> 22) % count == shard_id
+        return shard_of(guild_id, self.shard[1]) == self.shard[0]
+
+
+def shard_of(guild_id: int | None, count: int) -> int:
+    """The shard a guild's events go to; events outside guilds (DMs) go to shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % count
+
+
+def parse_shard(raw: Any) -> tuple[int, int] | None:
+    """IDENTIFY's `shard` as (id, count); None when absent; ValueError when Discord refuses it."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) != 2 or not all(type(v) is int for v in raw):
+        raise ValueError("shard must be [shard_id, num_shards]")
+    shard_id, count = raw
+    if count < 1 or not 0 <= shard_id < count:
+        raise ValueError(f"shard {shard_id} is not in 0..{count - 1}")
+    return shard_id, count
 
 
 class GatewayServer:
@@ -117,7 +135,7 @@ class GatewayServer:
         conn.send(
             {
                 "op": OP_HELLO,
-                "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS},
+                "d": {"heartbeat_interval": self.fake.heartbeat_interval_ms},
                 "s": None,
                 "t": None,
             }
@@ -200,12 +218,22 @@ class GatewayServer:
         if intents & PRIVILEGED_INTENTS & ~self.fake.allowed_privileged_intents:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        raw_shard = data.get("shard")
-        shard = (int(raw_shard[0]), int(raw_shard[1])) if raw_shard else None
+        try:
+            shard = parse_shard(data.get("shard"))
+        except ValueError:
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return
         session = GatewaySession(secrets.token_hex(16), data, intents, shard)
+        if len(self._guilds_of(session)) > self.fake.max_guilds_per_session:
+            await conn.ws.close(code=4011, message=b"Sharding required.")
+            return
         self.sessions[session.id] = session
         self._attach(conn, session)
         self._send_ready(session)
+
+    def _guilds_of(self, session: GatewaySession) -> list[FakeGuild]:
+        """The guilds whose events go to a session."""
+        return [g for g in self.fake.guilds.values() if session.owns_guild(g.id)]
 
     def _attach(self, conn: GatewayConnection, session: GatewaySession) -> None:
         """Bind a connection to a session."""
@@ -214,7 +242,7 @@ class GatewayServer:
 
     def _send_ready(self, session: GatewaySession) -> None:
         """Send READY then one GUILD_CREATE per guild; mark ready once all are written."""
-        guilds = [g for g in self.fake.guilds.values() if session.owns_guild(g.id)]
+        guilds = self._guilds_of(session)
         ready = self._ready_payload(session, guilds)
         last = self._dispatch_to(session, "READY", ready)
         all_members = session.has(Intent.GUILD_MEMBERS)
@@ -332,6 +360,23 @@ class GatewayServer:
     def ready(self) -> bool:
         """Return True if some session is connected and has received all its GUILD_CREATEs."""
         return any(s.ready and s.connection is not None for s in self.sessions.values())
+
+    def events_of(self, shard: tuple[int, int] | None) -> list[tuple[str, dict[str, Any]]]:
+        """(event, data) of the dispatches sent to the live sessions of one shard, in order."""
+        return [
+            (item.frame["t"], item.frame["d"])
+            for session in self.sessions.values()
+            if session.shard == shard
+            for item in session.buffer
+        ]
+
+    def ready_shards(self) -> set[tuple[int, int] | None]:
+        """The shards ((id, count), None for unsharded) of connected sessions that are ready."""
+        return {s.shard for s in self.sessions.values() if s.ready and s.connection is not None}
+
+    def recommended_shards(self) -> int:
+        """GET /gateway/bot's `shards`: one per `guilds_per_shard` guilds, at least one."""
+        return max(1, -(-len(self.fake.guilds) // self.fake.guilds_per_shard))
 
     # fault injection
 

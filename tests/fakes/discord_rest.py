@@ -90,7 +90,11 @@ class RestApi:
         """GET /gateway/bot."""
         limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
         return json_response(
-            {"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limit}
+            {
+                "url": self.fake.gateway_url,
+                "shards": self.fake.gateway.recommended_shards(),
+                "session_start_limit": limit,
+            }
         )
 
     async def get_me(self, _request: web.Request) -> web.Response:

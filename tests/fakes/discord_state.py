@@ -111,6 +111,13 @@ class SnowflakeFactory:
         self._last = max(candidate, self._last + 1)
         return self._last
 
+    def on_shard(self, shard_id: int, count: int) -> int:
+        """The next snowflake whose shard, (id >> 22) % count, is `shard_id` (a guild's id)."""
+        first = self()
+        step = (shard_id - (first >> 22)) % count
+        self._last = first if step == 0 else ((first >> 22) + step) << 22
+        return self._last
+
 
 class Signal:
     """A broadcast 'state changed' notification that waiters re-check predicates on."""
