@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.errors import InputError
+from bot.i18n import Msg, msg
 from bot.models import DEFAULT_MODEL, HELP_HINT, VIDEO_MODES, Mode, VideoOptions
 
 # The names a member can set: a mode's model (named by the mode), options, where results go.
@@ -22,15 +23,42 @@ OPTION_NAMES = ("quality", "audio", "size", "duration", "fps")
 PRIVATE = "private"
 NAMES = (*MODEL_NAMES, *OPTION_NAMES, PRIVATE)
 
-# Member-facing texts of this module (refusals about defaults).
-TURNED_OFF = (
-    "{model} is turned off on this server, so it cannot be your default. For `{name}` pick one "
-    "of: {offered}. Nothing was changed."
+# `/video defaults` as the member's client shows it (localized command names).
+DEFAULTS_COMMAND = msg(
+    "command.path", group=Msg("name.cmd.video"), sub=Msg("name.cmd.video.defaults")
 )
-TURNED_OFF_HINT = (
-    " It is your default for `/video {mode}`: pick another with `/video defaults {mode}:…`, "
-    "or go back to the usual one with `/video defaults reset:{mode}`."
-)
+
+
+def name_msg(name: str) -> Msg:
+    """The localized option name of a default in /video defaults (a mode's model, an option)."""
+    own = f"name.opt.video.defaults.{name}"
+    return Msg(own if name in MODEL_NAMES else f"name.opt.{name}")
+
+
+def turned_off(model: str, name: str, offered: list[str]) -> Msg:
+    """A model the moderators turned off cannot become a default: what to pick instead."""
+    return msg(
+        "defaults.turned_off",
+        model=model,
+        command=DEFAULTS_COMMAND,
+        name=name_msg(name),
+        offered=", ".join(offered) or Msg("defaults.none_offered"),
+    )
+
+
+def turned_off_hint(refusal: Msg, mode: Mode) -> Msg:
+    """A refusal of the member's own default model, with how to change or forget it."""
+    return msg(
+        "defaults.turned_off_hint",
+        text=refusal,
+        mode_command=msg(
+            "command.path", group=Msg("name.cmd.video"), sub=Msg(f"name.cmd.video.{mode}")
+        ),
+        command=DEFAULTS_COMMAND,
+        name=name_msg(mode.value),
+        reset=Msg("name.opt.reset"),
+        choice=Msg(f"choice.reset.{mode}"),
+    )
 
 
 class Catalogue(Protocol):
@@ -111,37 +139,51 @@ def check(mine: MemberDefaults, catalogue: Catalogue) -> None:
     for name, mode in MODEL_NAMES.items():
         model = mine.own_model(mode)
         if model is not None and model not in catalogue.models_for(mode):
-            offered = ", ".join(catalogue.models_for(mode))
-            raise InputError(
-                f"{model} does not make {mode.value} videos here. For "
-                f"`/video defaults {name}:` pick one of: {offered}. Nothing was changed."
-                + HELP_HINT
+            wrong = msg(
+                "defaults.wrong_mode",
+                model=model,
+                mode=Msg(f"name.cmd.video.{mode}"),
+                command=DEFAULTS_COMMAND,
+                name=name_msg(name),
+                offered=", ".join(catalogue.models_for(mode)),
             )
+            raise InputError(HELP_HINT, text=wrong)
     for option, value in mine.options().items():
         if not fitting_modes(mine, option, value, catalogue):
-            raise InputError(_unfit(mine, option, value, catalogue))
+            raise InputError(HELP_HINT, text=_unfit(mine, option, value, catalogue))
 
 
-def _unfit(mine: MemberDefaults, option: str, value: Any, catalogue: Catalogue) -> str:
+def _unfit(mine: MemberDefaults, option: str, value: Any, catalogue: Catalogue) -> Msg:
     """Why an option default fits none of the member's models, and what to do."""
-    yours = ", ".join(f"{m.value}: {mine.model_for(m)}" for m in VIDEO_MODES)
+    yours = ", ".join(dict.fromkeys(mine.model_for(m) for m in VIDEO_MODES))
     having = [
         (mode, model)
         for mode in VIDEO_MODES
         for model in catalogue.models_for(mode)
         if catalogue.takes(model, option, value, mode)
     ]
+    name = name_msg(option)
     if having:
         mode, model = having[0]
-        what = (
-            f"{model} takes it: use `/video defaults {mode.value}:{model} {option}:{value}`, "
-            f"or pick another {option}"
+        what = msg(
+            "defaults.unfit_having",
+            model=model,
+            command=DEFAULTS_COMMAND,
+            mode_option=name_msg(mode.value),
+            option=name,
+            value=value,
         )
     else:
-        what = f"No model here takes it: pick another {option}"
-    return (
-        f"A default {option} of `{value}` would fit none of your models ({yours}). {what} "
-        f"(or `/video defaults reset:{option}`). Nothing was changed." + HELP_HINT
+        what = msg("defaults.unfit_none", option=name)
+    return msg(
+        "defaults.unfit",
+        option=name,
+        value=value,
+        models=yours,
+        what=what,
+        command=DEFAULTS_COMMAND,
+        reset=Msg("name.opt.reset"),
+        choice=Msg(f"choice.reset.{option}"),
     )
 
 

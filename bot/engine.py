@@ -28,6 +28,7 @@ from bot.errors import (
     QuotaError,
 )
 from bot.failpoints import failpoint
+from bot.i18n import DEFAULT_LOCALE, Msg, msg, render
 from bot.images import ImageInfo, fit_image, inspect_image
 from bot.models import Mode, VideoOptions
 from bot.moderation import ModeratorActions
@@ -87,31 +88,16 @@ class Origin(StrEnum):
 KEEPS_ITS_OPTIONS = frozenset({Origin.REROLL, Origin.EXTEND})
 
 
-PICTURES_GONE = (
-    "The pictures of that video are no longer kept (they are deleted some days after a video "
-    "is done, or when it is deleted), so it cannot be re-rolled. Nothing was charged; ask "
-    "again with `/video` and the pictures."
-)
+PICTURES_GONE = "refuse.pictures_gone"
 
 
-def refusal_text(exc: Refused) -> str:
-    """The member's message for a refusal of the store."""
+def refusal_text(exc: Refused) -> Msg:
+    """The member's message for a refusal of the store (catalog keys refuse.<kind>)."""
     if exc.kind is RefusalKind.IN_FLIGHT:
-        return (
-            f"You already have {exc.count} video(s) in progress (the limit is {exc.limit}). "
-            "Wait for one to finish, then ask again."
-        )
-    if exc.kind is RefusalKind.PICTURES_GONE:
-        return PICTURES_GONE
+        return msg("refuse.in_flight", count=exc.count, limit=exc.limit)
     if exc.kind is RefusalKind.CREDITS:
-        return (
-            f"You have no credits left for this today (this costs {exc.cost}). "
-            "Credits reset at 00:00 UTC; `/quota` shows when."
-        )
-    return (
-        "This server has used all the video credits its moderators allow per day. "
-        "Credits reset at 00:00 UTC; try again then."
-    )
+        return msg("refuse.credits", cost=exc.cost)
+    return Msg(f"refuse.{exc.kind.value}")
 
 
 class JobEvent(StrEnum):
@@ -138,14 +124,8 @@ class JobListener(Protocol):
         ...
 
 
-NO_PUBLISHER = (
-    "{model} takes pictures only as links, and this bot has no way to publish them. "
-    "Nothing was charged; pick another model."
-)
-NO_LINK = (
-    "{model} takes pictures only as links, and the bot could not make one for yours. "
-    "Your credit was refunded; try again, or pick a model of the bot's main service."
-)
+NO_PUBLISHER = "refuse.no_publisher"  # {model}: URL-only provider, nothing to publish with
+NO_LINK = "job.no_link"  # {model}: the front end could not publish the pictures
 
 
 @dataclass(frozen=True)
@@ -326,16 +306,25 @@ class Engine:
                 for m in self.models_for(req.mode)
                 if self.option_values(m, option, req.mode) is not None
             ]
-            command = f"/video {req.mode.value}"
+            # Command and option names as the member's client shows them (localized names).
+            command = msg(
+                "command.path", group=Msg("name.cmd.video"), sub=Msg(f"name.cmd.video.{req.mode}")
+            )
+            use = msg(
+                "option.use",
+                command=command,
+                model_option=Msg("name.opt.model"),
+                model=having[0] if having else "",
+                option=Msg(f"name.opt.{option}"),
+                value=value,
+            )
             where = (
-                f"{', '.join(having)} {'has' if len(having) == 1 else 'have'} it: use "
-                f"`{command} model:{having[0]} {option}:{value}`."
+                msg("option.models_having", count=len(having), models=", ".join(having), use=use)
                 if having
-                else f"No model here takes it in `{command}`."
+                else msg("option.no_model_having", command=command)
             )
             raise InputError(
-                f"{req.model} has no `{option}` option in `{command}`. Leave it out, or pick "
-                f"another model: {where}{models.HELP_HINT}"
+                "option.missing", model=req.model, option=option, command=command, where=where
             )
 
     # --- members' defaults (bot/defaults.py) ------------------------------------------------
@@ -361,8 +350,7 @@ class Engine:
             turned_off = (await self.moderation.model_rules(req.guild_id)).get(req.model) is False
             if not turned_off or mine.own_model(req.mode) != req.model:
                 raise
-            hint = defaults.TURNED_OFF_HINT.format(mode=req.mode.value)
-            raise NotAllowedError(exc.user_message + hint) from None
+            raise NotAllowedError(defaults.turned_off_hint(exc.text, req.mode)) from None
 
     def takes(self, model: str, option: str, value: Any, mode: Mode) -> bool:
         """Whether a configured model takes option=value in a mode (the table, else the catalog)."""
@@ -398,11 +386,11 @@ class Engine:
         """A model the server's moderators turned off cannot become a default."""
         for name, mode in defaults.MODEL_NAMES.items():
             model = changes.get(name)
-            if model is not None and model not in await self.offered_models(guild_id, mode):
-                offered = ", ".join(await self.offered_models(guild_id, mode)) or "none"
-                raise NotAllowedError(
-                    defaults.TURNED_OFF.format(model=model, name=name, offered=offered)
-                )
+            if model is None:
+                continue
+            offered = await self.offered_models(guild_id, mode)
+            if model not in offered:
+                raise NotAllowedError(defaults.turned_off(model, name, offered))
 
     @staticmethod
     def _checked(req: JobRequest) -> tuple[str | None, JobRequest]:
@@ -440,7 +428,7 @@ class Engine:
             and req.mode is not Mode.TEXT
             and self.listener is None
         ):
-            raise InputError(NO_PUBLISHER.format(model=req.model))
+            raise InputError(NO_PUBLISHER, model=req.model)
         return provider
 
     def models_for(self, mode: Mode) -> list[str]:
@@ -473,10 +461,7 @@ class Engine:
         """Re-roll (same request and pictures) or Extend (an image job of the same family)."""
         job = await self.job(job_id)
         if job is None:
-            raise InputError(
-                "That video is no longer known to the bot (its record was cleared). "
-                "Use `/video` to make a new one; `/jobs` lists yours."
-            )
+            raise InputError("job.forgotten")
         reroll = origin is Origin.REROLL
         with_pictures = job.mode not in (Mode.TEXT, Mode.STILL)
         if reroll and with_pictures and not await self.store.input_count(job.id):
@@ -630,7 +615,7 @@ class Engine:
 
     async def reject(self, job_id: int, moderator_id: int, reason: str) -> bool:
         """A moderator refuses a pending job: refunded, with the reason."""
-        text = f"Rejected by a moderator: {reason}. Your credit was refunded."
+        text = msg("job.rejected", reason=reason).encode()
         ended = await self.store.end(
             job_id,
             JobState.REJECTED,
@@ -659,10 +644,10 @@ class Engine:
         """
         job = await self.store.get(job_id)
         if job is None:
-            raise InputError(f"There is no video #{job_id}. `/jobs` lists yours.")
+            raise InputError("cancel.no_such_job", id=job_id)
         if job.user_id != user_id:
-            raise NotAllowedError(f"Only the person who asked for video #{job_id} can cancel it.")
-        text = "Cancelled by the requester before it started. Your credit was refunded."
+            raise NotAllowedError("cancel.not_yours", id=job_id)
+        text = Msg("job.cancelled").encode()
         if not await self.store.end(
             job_id, JobState.CANCELLED, "cancelled", text, refund=True, from_states=CANCELLABLE
         ):
@@ -691,10 +676,7 @@ class Engine:
         ended = 0
         for job in await self.store.expired_approvals(now, self.config.approval_hours):
             hours = await self.approval_hours(job.guild_id)
-            text = (
-                f"No moderator decided on this request within {hours} hours, so it expired. "
-                "Your credit was refunded; you can ask again."
-            )
+            text = msg("job.approval_expired", count=hours).encode()
             if await self.store.end(
                 job.id,
                 JobState.EXPIRED,
@@ -724,10 +706,7 @@ class Engine:
     def _refuse_if_halted(self, provider: str = ProviderName.ZAI) -> None:
         """Refuse new work plainly while the provider account is blocked."""
         if self._halted(provider):
-            raise QuotaError(
-                "The bot's video service account cannot take new work right now "
-                "(the moderators have been told). Nothing was charged; try again later."
-            )
+            raise QuotaError("refuse.halted")
 
     async def queue_position(self, job_id: int) -> int:
         """1-based place of a queued job in the fair order."""
@@ -790,13 +769,10 @@ class Engine:
         """A moderator's speech-recognition hotword, within the seed's 100; the stored form."""
         clean = " ".join((models.clean_prompt(word) or "").split())
         if not clean or len(clean) > HOTWORD_MAX:
-            raise InputError(f"Give a word or short phrase of 1-{HOTWORD_MAX} characters.")
+            raise InputError("hotwords.bad_word", limit=HOTWORD_MAX)
         words = await self.moderation.hotwords(guild_id)
         if clean not in words and len(words) >= HOTWORDS_MAX:
-            raise InputError(
-                f"The hotword list is full ({HOTWORDS_MAX}, speech recognition's limit). "
-                "Remove some first."
-            )
+            raise InputError("hotwords.full", limit=HOTWORDS_MAX)
         await self.moderation.add_hotword(guild_id, clean, actor_id)
         return clean
 
@@ -812,7 +788,7 @@ class Engine:
         """
         self._refuse_if_halted()
         if self.media is None:
-            raise InputError("Spoken prompts are not available on this bot; type the prompt.")
+            raise InputError("voice.unavailable")
         await self.rules.check(guild_id, channel_id, user_id, models.ASR_MODEL, None)
         cost = await self.rules.cost(guild_id, models.ASR_MODEL, {}, default=0)
         charge = await self._charge_transcript(guild_id, channel_id, user_id, cost)
@@ -843,7 +819,7 @@ class Engine:
             raise BotError(member_message(MediaAction.TRANSCRIBE, exc)) from None
         text = models.clean_prompt(transcript.text)
         if not text:
-            raise InputError("No words were heard in that recording. Record it again, closer.")
+            raise InputError("voice.no_words")
         return text
 
     async def _charge_transcript(
@@ -870,22 +846,22 @@ class Engine:
             log.info("job %d delivered as message %s", job_id, message_id)
         return done
 
-    async def set_delivery_note(self, job_id: int, note: str) -> None:
+    async def set_delivery_note(self, job_id: int, note: Msg) -> None:
         """Why a private result did not reach the requester's DMs (shown in /jobs)."""
-        await self.store.set_delivery_note(job_id, DM_FAILED, note)
+        await self.store.set_delivery_note(job_id, DM_FAILED, note.encode())
 
-    async def mark_undeliverable(self, job_id: int, reason: str) -> bool:
+    async def mark_undeliverable(self, job_id: int, reason: Msg) -> bool:
         """The video could not be posted anywhere: refund and keep the reason for /jobs."""
         done = await self.store.end(
             job_id,
             JobState.UNDELIVERABLE,
             "undeliverable",
-            reason,
+            reason.encode(),
             refund=True,
             from_states=(JobState.SUCCEEDED,),
         )
         if done:
-            log.warning("job %d undeliverable: %s", job_id, reason)
+            log.warning("job %d undeliverable: %s", job_id, render(DEFAULT_LOCALE, reason))
         return done
 
     # --- the scheduler --------------------------------------------------------------------
@@ -948,7 +924,10 @@ class Engine:
         self.schedule.observe_many(await self.store.recent_observations())
         for job in await self.store.in_states((JobState.SUBMITTING,)):
             await self._end(
-                job, ProviderErrorKind.AMBIGUOUS, "submit_unconfirmed", "process stopped mid-submit"
+                job,
+                ProviderErrorKind.AMBIGUOUS,
+                "submit_unconfirmed",
+                "process stopped mid-submit",  # not for members
             )
         for job in await self.store.in_states((JobState.SUCCEEDED,)):
             self._emit(JobEvent.FINISHED, job)  # not delivered yet: the front end delivers it
@@ -1154,7 +1133,7 @@ class Engine:
 
     async def _refuse_no_link(self, job: Job) -> None:
         """A URL-only provider and no way to publish the pictures: refund, saying so."""
-        text = NO_LINK.format(model=job.model)
+        text = msg(NO_LINK, model=job.model).encode()
         if await self.store.end(
             job.id, JobState.FAILED, "picture_link_unavailable", text, refund=True
         ):
@@ -1215,14 +1194,14 @@ class Engine:
                 "job %d: provider rejected our parameters (bug): %s %s", job.id, code, message
             )
         if kind is ProviderErrorKind.CONTENT_FILTER:
-            detail = f"job {job.id}: content filter ({code})"
+            detail = f"job {job.id}: content filter ({code})"  # not for members
             await self.moderation.audit(
                 job.guild_id, job.user_id, "content_filter", detail, job.user_id
             )
         error = ProviderError(kind, code, message)
         action = _MEDIA_ACTIONS.get(job.mode)
-        user_text = member_message(action, error) if action else error.user_message
-        if await self.store.end(job.id, state, code, user_text, refund=True):
+        user_text = member_message(action, error) if action else error.text
+        if await self.store.end(job.id, state, code, user_text.encode(), refund=True):
             log.info("job %d %s (%s): refunded", job.id, state, code)
             await self._emit_job(JobEvent.FAILED, job.id)
 
@@ -1283,7 +1262,7 @@ class Engine:
                 log.warning("job %d: the video came after the job ended; ignored", job.id)
         else:
             self._forget_progress(job.id)
-            reason = state.message or "generation failed"
+            reason = state.message or "generation failed"  # not for members
             if await self.store.end(
                 job.id, JobState.FAILED, "generation_failed", reason, refund=True
             ):
@@ -1331,7 +1310,10 @@ class Engine:
         """A poll that failed is tried again later: the task is still ours to collect."""
         if exc.status == 404 and job.polls >= 3:
             await self._end(
-                job, ProviderErrorKind.BAD_REQUEST, "task_unknown", "the provider lost the task"
+                job,
+                ProviderErrorKind.BAD_REQUEST,
+                "task_unknown",
+                "the provider lost the task",  # not for members
             )
             self.wake()  # a slot freed
             return
@@ -1362,10 +1344,7 @@ class Engine:
         """The task outlived its deadline: end the job, refund it once, tell the member. The
         provider is not asked again; a video it makes later is never collected."""
         minutes = max(1, round(self._budget(job) / 60))
-        text = (
-            f"The video service did not finish this video within {minutes} minute(s), so the "
-            "bot stopped waiting for it. Your credit was refunded; please ask again."
-        )
+        text = msg("job.timed_out", count=minutes).encode()
         done = await self.store.end(
             job.id,
             JobState.TIMED_OUT,
@@ -1434,16 +1413,13 @@ class _Still:
     url: str
 
 
-def _not_cancellable(job: Job) -> str:
+def _not_cancellable(job: Job) -> Msg:
     """Why a job can no longer be cancelled, for its requester."""
     if job.state in AT_PROVIDER or job.state is JobState.SUCCEEDED:
-        return (
-            f"Video #{job.id} is already being made at the video service and can no longer be "
-            "cancelled."
-        )
+        return msg("cancel.at_provider", id=job.id)
     if job.state is JobState.DELIVERED:
-        return f"Video #{job.id} is already finished; its Delete button removes it."
-    return f"Video #{job.id} has already ended ({job.state}); there is nothing to cancel."
+        return msg("cancel.delivered", id=job.id)
+    return msg("cancel.ended", id=job.id, state=Msg(f"state.{job.state.value}"))
 
 
 class NoLinkError(Exception):
@@ -1471,7 +1447,9 @@ class _FrontEndPublisher:
             ) from exc
 
 
-OFF_TEXT = "the provider of this job is no longer configured (its key was removed)"
+OFF_TEXT = (
+    "the provider of this job is no longer configured (its key was removed)"  # not for members
+)
 
 
 def _provider_off(job: Job) -> ProviderError:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from bot.i18n import DEFAULT_LOCALE, Msg, render
 
 
 class BotError(Exception):
-    """Base of every error the bot raises on purpose; `user_message` is safe to show."""
+    """Base of every error the bot raises on purpose: `text` (a catalog key and its parameters)
+    is what the member reads, rendered in their language by the Discord side."""
 
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
+    def __init__(self, key: str | Msg, /, **params: Any) -> None:
+        self.text = key if isinstance(key, Msg) else Msg(key, params)
+        super().__init__(self.text.key)
+
+    @property
+    def user_message(self) -> str:
+        """The member's text in en-US (logs, the audit log, tests)."""
+        return render(DEFAULT_LOCALE, self.text)
+
+    def __str__(self) -> str:
+        return self.user_message
 
 
 class InputError(BotError, ValueError):
@@ -52,7 +64,7 @@ class ProviderError(BotError):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(_USER_MESSAGES[kind])
+        super().__init__(f"provider.{kind.value}")
         self.kind = kind
         self.code = code
         self.message = message
@@ -61,31 +73,6 @@ class ProviderError(BotError):
 
     def __str__(self) -> str:
         return f"{self.kind.value} (HTTP {self.status}, code {self.code}): {self.message}"
-
-
-_USER_MESSAGES: dict[ProviderErrorKind, str] = {
-    ProviderErrorKind.RETRY: "The video service is busy; your request will be retried.",
-    ProviderErrorKind.ACCOUNT: (
-        "The bot's video service account cannot take more work right now; "
-        "your credit was refunded. The moderators have been told."
-    ),
-    ProviderErrorKind.AUTH: (
-        "The bot is misconfigured (its video service key was refused); "
-        "your credit was refunded. The moderators have been told."
-    ),
-    ProviderErrorKind.CONTENT_FILTER: (
-        "The video service refused this prompt or image under its content policy. "
-        "Try different wording or another picture; your credit was refunded."
-    ),
-    ProviderErrorKind.BAD_REQUEST: (
-        "The video service rejected the request parameters; your credit was refunded. "
-        "This is a bug in the bot and has been logged."
-    ),
-    ProviderErrorKind.AMBIGUOUS: (
-        "The connection to the video service was lost while submitting, so the bot cannot "
-        "tell whether the video was started. Your credit was refunded; please ask again."
-    ),
-}
 
 
 class ShardsRefused(Exception):

@@ -31,9 +31,9 @@ def last_frame(path: Path) -> tuple[av.VideoFrame, int]:
                 container.seek(0, stream=stream)
                 found = _decode_to_end(container, stream)
     except (av.FFmpegError, IndexError) as exc:
-        raise InputError("That video could not be read, so it cannot be extended.") from exc
+        raise InputError("extend.unreadable") from exc
     if found[0] is None:
-        raise InputError("That video has no frames, so it cannot be extended.")
+        raise InputError("extend.no_frames")
     return found  # type: ignore[return-value]
 
 

@@ -49,7 +49,6 @@ _QUALITIES = (90, 75, 60)
 _SCALE_STEP = 0.8
 MIN_SHORT_SIDE = 256  # below this a picture is too small to guide a video model
 
-_ASK_FOR_PICTURE = "Attach a PNG, JPEG or WebP image."
 # Formats members attach that the bot refuses by name (their decoders are a large attack
 # surface, and the video service takes none of them): magic bytes → name. Sniffed, not parsed.
 _UNSENDABLE: tuple[tuple[int, bytes, str], ...] = (
@@ -116,10 +115,7 @@ def fit_image(data: bytes, *, max_bytes: int, formats: frozenset[str]) -> tuple[
     for encoded, image_format in _candidates(picture, info.format, targets):
         if len(encoded) <= max_bytes:
             return encoded, _MIME[image_format]
-    raise InputError(
-        "That image is too large to send even after shrinking; "
-        f"attach one under {format_size(max_bytes)}."
-    )
+    raise InputError("image.too_large", limit=format_size(max_bytes))
 
 
 def to_data_uri(data: bytes, mime: str) -> str:
@@ -130,7 +126,7 @@ def to_data_uri(data: bytes, mime: str) -> str:
 def _inspect(data: bytes) -> tuple[ImageInfo, int]:
     """Validate `data` fully and return its info plus its EXIF orientation."""
     if not data:
-        raise InputError(f"That file is empty. {_ASK_FOR_PICTURE}")
+        raise InputError("image.empty")
     with _open(data) as img:
         image_format = str(img.format)
         width, height = img.size
@@ -177,11 +173,8 @@ def _unidentified(data: bytes) -> InputError:
     if name is None and data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
         name = "HEIC/HEIF"
     if name is None:
-        return InputError(f"That file is not a picture. {_ASK_FOR_PICTURE}")
-    return InputError(
-        f"That picture is a {name} file, which the bot cannot send to the video service. "
-        "Save or export it as PNG or JPEG (on a phone, a screenshot of it works), then attach that."
-    )
+        return InputError("image.not_picture")
+    return InputError("image.unsupported", format=name)
 
 
 def _decode_fully(data: bytes) -> None:
@@ -278,18 +271,12 @@ def _encode(picture: Image.Image, image_format: str, quality: int | None) -> byt
 
 def _too_many_pixels() -> InputError:
     """The error for pictures above MAX_PIXELS."""
-    return InputError(
-        f"That image has too many pixels (limit {MAX_PIXELS // 1_000_000} megapixels). "
-        "Attach a smaller version of it."
-    )
+    return InputError("image.too_many_pixels", limit=MAX_PIXELS // 1_000_000)
 
 
 def _damaged() -> InputError:
     """The error for truncated or corrupt pictures."""
-    return InputError(
-        "That image is damaged or incomplete and cannot be read. "
-        "Save or export it again, then attach it as a PNG, JPEG or WebP."
-    )
+    return InputError("image.damaged")
 
 
 # --- lossless metadata stripping ------------------------------------------------------------

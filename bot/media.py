@@ -39,10 +39,7 @@ class TooLargeError(InputError):
     """A download is bigger than the caller's limit (declared or while streaming)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"That attachment is larger than {format_size(limit)}. "
-            "Attach a smaller file (shrink or compress it first)."
-        )
+        super().__init__("download.too_large", limit=format_size(limit))
         self.limit = limit
 
 
@@ -50,7 +47,7 @@ class DownloadError(BotError):
     """A download failed: an HTTP error status, too many redirects or a network error."""
 
     def __init__(self, reason: str, *, status: int | None = None) -> None:
-        super().__init__(f"The file could not be downloaded ({reason}). Upload it again and retry.")
+        super().__init__("download.failed", reason=reason)
         self.reason = reason
         self.status = status
 
@@ -59,11 +56,11 @@ class VideoError(BotError):
     """A video file could not be read or converted."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__("The video file could not be read or converted.")
+        super().__init__("video.unreadable")
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"video error: {self.reason}"
+        return f"video error: {self.reason}"  # not for members
 
 
 @dataclass(frozen=True)
@@ -91,17 +88,12 @@ async def check_url(
     """
     host, port = _host_and_port(url)
     if allowed_hosts is not None and host not in allowed_hosts and host not in trusted_hosts:
-        raise UnsafeURLError(
-            f"Links to {host} are not accepted. Attach the file to your message instead."
-        )
+        raise UnsafeURLError("url.host_not_accepted", host=host)
     if host in trusted_hosts:
         return
     for address in await _resolve(host, port):
         if _is_forbidden(address):
-            raise UnsafeURLError(
-                f"That link points to a private or local address ({host}), which the bot "
-                "will not fetch. Attach the file to your message instead."
-            )
+            raise UnsafeURLError("url.private", host=host)
 
 
 def _host_and_port(url: str) -> tuple[str, int]:
@@ -112,11 +104,11 @@ def _host_and_port(url: str) -> tuple[str, int]:
         host = (parts.hostname or "").rstrip(".")  # "localhost." is "localhost"
         port = parts.port
     except ValueError:  # e.g. a port that is not a number
-        raise UnsafeURLError("That link is malformed. Check it, or attach the file.") from None
+        raise UnsafeURLError("url.malformed") from None
     if scheme not in _DEFAULT_PORTS:
-        raise UnsafeURLError("Only http:// and https:// links can be used. Attach the file.")
+        raise UnsafeURLError("url.scheme")
     if not host:
-        raise UnsafeURLError("That link has no host name. Check it, or attach the file.")
+        raise UnsafeURLError("url.no_host")
     return host, port or _DEFAULT_PORTS[scheme]
 
 
@@ -130,9 +122,7 @@ async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddre
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:  # socket.gaierror: unknown host, no DNS
-        raise UnsafeURLError(
-            f"The host {host} could not be found. Check the link, or attach the file."
-        ) from None
+        raise UnsafeURLError("url.unknown_host", host=host) from None
     # sockaddr[0] may carry an IPv6 zone ("fe80::1%eth0"); the zone does not change the class.
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
@@ -220,8 +210,8 @@ async def _checked_stream(
                     yield body
                 return
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise DownloadError(f"network error: {type(exc).__name__}") from exc
-    raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
+        raise DownloadError(f"network error: {type(exc).__name__}") from exc  # not for members
+    raise DownloadError(f"more than {MAX_REDIRECTS} redirects")  # not for members
 
 
 def _check_response(response: httpx.Response, max_bytes: int) -> None:
@@ -254,7 +244,7 @@ def probe_video(path: Path) -> VideoInfo:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise VideoError("no video track")
+                raise VideoError("no video track")  # not for members
             stream = container.streams.video[0]
             return VideoInfo(
                 duration=_duration(container, stream),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import models
+from bot.i18n import Msg, msg
 from bot.images import format_size
 from bot.models import VIDEO_MODES, Mode
 from bot.providers import Option, ProviderName, catalog
@@ -23,7 +24,7 @@ class ModelFacts:
     sizes: tuple[Any, ...]  # empty: fixed by the model (`resolution`) or by the picture
     resolution: str | None
     audio: bool
-    pictures: str  # the picture rules in words
+    pictures: tuple[Msg, ...]  # the picture rules, as catalog messages
     defaults: dict[str, Any]  # what it is made with when the member sets nothing (priced so)
 
 
@@ -38,12 +39,14 @@ def _table_facts(model: str) -> ModelFacts:
     """A Z.AI model from bot/models.py."""
     spec = models.get_spec(model)
     modes = tuple(m for m in VIDEO_MODES if m in spec.modes)
-    rules = [f"{'/'.join(sorted(spec.image_formats))} up to {format_size(spec.max_image_bytes)}"]
-    rules += [f"{m.value}: {_count(models.image_count(model, m))}" for m in modes if m != Mode.TEXT]
+    formats = "/".join(sorted(spec.image_formats))
+    rules = [msg("facts.formats", formats=formats, size=format_size(spec.max_image_bytes))]
+    rules += [_per_mode(m, models.image_count(model, m)) for m in modes if m != Mode.TEXT]
     if spec.aspect_limit:
-        rules.append("sides within 1:4")
+        rules.append(Msg("facts.sides"))
     if spec.min_image_side:
-        rules.append(f"at least {spec.min_image_side}×{spec.min_image_side}")
+        side = spec.min_image_side
+        rules.append(msg("facts.at_least", size=f"{side}×{side}"))
     return ModelFacts(
         model,
         ProviderName.ZAI,
@@ -52,7 +55,7 @@ def _table_facts(model: str) -> ModelFacts:
         models.allowed_values(model, "size") or (),
         None,
         models.allowed_values(model, "audio") is not None,
-        ", ".join(rules),
+        tuple(rules),
         models.default_options(model),
     )
 
@@ -61,9 +64,9 @@ def _catalog_facts(rules: catalog.ModelRules) -> ModelFacts:
     """A gateway model from bot/providers/catalog.py."""
     modes = tuple(m for m in VIDEO_MODES if m in rules.modes)
     formats = "/".join(sorted(rules.image_formats))
-    words = [f"{formats} up to {format_size(rules.max_image_bytes)}"]
-    words += [f"{m.value}: {_count(catalog.PICTURES[m])}" for m in modes if m != Mode.TEXT]
-    words.append("sides within 1:4")
+    words = [msg("facts.formats", formats=formats, size=format_size(rules.max_image_bytes))]
+    words += [_per_mode(m, catalog.PICTURES[m]) for m in modes if m != Mode.TEXT]
+    words.append(Msg("facts.sides"))
     return ModelFacts(
         rules.name,
         rules.api,
@@ -72,15 +75,17 @@ def _catalog_facts(rules: catalog.ModelRules) -> ModelFacts:
         tuple(rules.options.get(Option.SIZE, ())),
         rules.resolution,
         Option.AUDIO in rules.options,
-        ", ".join(words),
+        tuple(words),
         {str(option): value for option, value in rules.defaults.items()},
     )
 
 
-def _count(bounds: tuple[int, int]) -> str:
-    """`2 pictures`, `1–3 pictures`."""
+def _per_mode(mode: Mode, bounds: tuple[int, int]) -> Msg:
+    """`image: 1 picture`, `reference: 1–3 pictures`."""
     low, high = bounds
-    return f"{low} picture{'s' * (low != 1)}" if low == high else f"{low}–{high} pictures"
+    if low == high:
+        return msg("facts.mode_pictures", mode=mode.value, count=low)
+    return msg("facts.mode_pictures_range", mode=mode.value, low=low, high=high)
 
 
 def span(values: Sequence[Any]) -> str:

@@ -18,13 +18,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import InputError
+from bot.i18n import msg
 from bot.images import ImageInfo
 from bot.stills import STILL_MODELS, still_values
 from bot.text import strip_invisible
 
 PROMPT_MAX = 512
 # Every refusal of an option or mode ends with where to look up what each model takes.
-HELP_HINT = " `/video help` lists what each model takes."
+HELP_HINT = "hint.help"  # {text}: the refusal, then the pointer to /video help
 MB = 1024 * 1024
 # The spec's byte limits, read safely: "no more than 5M" (CogVideoX) and "must be less than
 # 50 MB" (Vidu) as strictly under 5,000,000 and 50,000,000 bytes (decimal, the smaller reading).
@@ -287,18 +288,18 @@ OPTION_FIELDS: dict[str, str] = {
 }
 
 
-# What each option does, as the slash commands describe it (Discord: at most 100 characters).
-OPTION_HELP = {
-    "model": "Which model makes the video (type to see the ones on offer)",
-    "quality": "CogVideoX models: speed (faster) or quality (better)",
-    "audio": "Add AI sound effects or music",
-    "size": "Resolution (each model supports its own sizes)",
-    "duration": "Length in seconds (each model supports its own)",
-    "fps": "CogVideoX models: frame rate",
-    "style": "viduq1-text: general or anime",
-    "aspect_ratio": "Vidu text and reference: 16:9, 9:16 or 1:1",
-    "movement": "Vidu: how much things move",
-}
+# The options members set; each one's description is the catalog key opt.<option>.desc.
+OPTION_NAMES = (
+    "model",
+    "quality",
+    "audio",
+    "size",
+    "duration",
+    "fps",
+    "style",
+    "aspect_ratio",
+    "movement",
+)
 
 
 def priced_names() -> list[str]:
@@ -323,7 +324,7 @@ def get_spec(model: str) -> ModelSpec:
     try:
         return MODELS[model]
     except KeyError:
-        raise InputError(f"Unknown model `{model}`. Pick one of: {', '.join(MODELS)}.") from None
+        raise InputError("model.unknown", model=model, models=", ".join(MODELS)) from None
 
 
 def allowed_values(model: str, option: str, mode: Mode | None = None) -> tuple[Any, ...] | None:
@@ -384,9 +385,8 @@ def check_request(model: str, mode: Mode, prompt: str | None, options: VideoOpti
     spec = get_spec(model)
     if mode not in spec.modes:
         offered = ", ".join(models_for(mode))
-        raise InputError(
-            f"{model} does not do {mode.value} mode. For {mode.value}, use: {offered}." + HELP_HINT
-        )
+        wrong = msg("model.wrong_mode", model=model, mode=mode.value, models=offered)
+        raise InputError(HELP_HINT, text=wrong)
     cleaned = clean_prompt(prompt)
     _check_prompt(spec, mode, prompt, cleaned)
     for option, value in options.given().items():
@@ -397,13 +397,11 @@ def check_request(model: str, mode: Mode, prompt: str | None, options: VideoOpti
 def _check_prompt(spec: ModelSpec, mode: Mode, raw: str | None, cleaned: str | None) -> None:
     """Prompt length and presence rules."""
     if cleaned is not None and len(cleaned) > PROMPT_MAX:
-        raise InputError(
-            f"Your prompt is {len(cleaned)} characters; the limit is {PROMPT_MAX}. Shorten it and try again."
-        )
+        raise InputError("prompt.too_long", length=len(cleaned), limit=PROMPT_MAX)
     if cleaned is None and mode is Mode.TEXT:
         if raw:
-            raise InputError("Your prompt has no visible text. Describe the video you want.")
-        raise InputError(f"{spec.name} needs a prompt: describe the video you want.")
+            raise InputError("prompt.invisible")
+        raise InputError("prompt.needed", model=spec.name)
 
 
 def _check_option(model: str, option: str, value: Any, mode: Mode) -> None:
@@ -411,28 +409,32 @@ def _check_option(model: str, option: str, value: Any, mode: Mode) -> None:
     try:
         _check_value(model, option, value, mode)
     except InputError as exc:
-        raise InputError(exc.user_message + HELP_HINT) from None
+        raise InputError(HELP_HINT, text=exc.text) from None
 
 
 def _check_value(model: str, option: str, value: Any, mode: Mode) -> None:
     """One option against the model's schema, with a message naming what it supports."""
     allowed = allowed_values(model, option, mode)
     if allowed is None:
-        raise InputError(f"{model} has no `{option}` option. Leave it out, or pick another model.")
+        raise InputError("option.absent", model=model, option=option)
     if value in allowed:
         return
     if allowed != allowed_values(model, option):  # the mode narrows it (cogvideox-3 frames)
         shown = ", ".join(f"`{v}`" for v in allowed)
         others = ", ".join(m for m in models_for(mode) if m != model)
         raise InputError(
-            f"{model} makes {mode.value} videos with {option} {shown} only. "
-            f"Set {option} to {shown}, or use {others}."
+            "option.mode_narrows",
+            model=model,
+            mode=mode.value,
+            option=option,
+            values=shown,
+            models=others,
         )
     if option == "duration":
-        secs = " or ".join(str(v) for v in allowed)
-        raise InputError(f"{model} makes {secs}-second videos only. Pick duration {secs}.")
+        secs = " / ".join(str(v) for v in allowed)
+        raise InputError("option.durations_only", model=model, seconds=secs)
     shown = ", ".join(f"`{v}`" for v in allowed)
-    raise InputError(f"{model} supports {option} {shown} only. Pick one of those.")
+    raise InputError("option.values_only", model=model, option=option, values=shown)
 
 
 def check_images(model: str, mode: Mode, images: Sequence[ImageInfo]) -> None:
@@ -440,10 +442,8 @@ def check_images(model: str, mode: Mode, images: Sequence[ImageInfo]) -> None:
     spec = get_spec(model)
     low, high = image_count(model, mode)
     if not low <= len(images) <= high:
-        want = str(low) if low == high else f"{low} to {high}"
-        raise InputError(
-            f"{model} in {mode.value} mode takes {want} image(s); you gave {len(images)}."
-        )
+        want = str(low) if low == high else f"{low}-{high}"
+        raise InputError("images.count", model=model, mode=mode.value, want=want, count=len(images))
     for n, info in enumerate(images, start=1):
         _check_shape(spec, n, info)
     if mode is Mode.FRAMES and spec.similar_frames and len(images) == 2:
@@ -451,9 +451,9 @@ def check_images(model: str, mode: Mode, images: Sequence[ImageInfo]) -> None:
         ratio = (first.width * first.height) / (last.width * last.height)
         if not 0.8 <= ratio <= 1.25:
             raise InputError(
-                f"The first frame ({first.width}×{first.height}) and last frame "
-                f"({last.width}×{last.height}) must have similar resolutions (within 0.8–1.25 of "
-                "each other). Resize one of them to match the other."
+                "images.frames_differ",
+                first=f"{first.width}×{first.height}",
+                last=f"{last.width}×{last.height}",
             )
 
 
@@ -461,14 +461,16 @@ def _check_shape(spec: ModelSpec, n: int, info: ImageInfo) -> None:
     """Aspect ratio strictly within 1:4..4:1 (Vidu: "less than") and the model's minimum side."""
     if spec.aspect_limit and not 0.25 < info.aspect < 4.0:
         raise InputError(
-            f"Image {n} is {info.width}×{info.height} pixels; for {spec.name} its long side must be "
-            "less than 4 times its short side. Crop it closer to a square and try again."
+            "images.too_narrow", n=n, size=f"{info.width}×{info.height}", model=spec.name
         )
     if spec.min_image_side and min(info.width, info.height) < spec.min_image_side:
         side = spec.min_image_side
         raise InputError(
-            f"Image {n} is {info.width}×{info.height}; {spec.name} needs at least {side}×{side}. "
-            "Use a larger picture."
+            "images.too_small",
+            n=n,
+            size=f"{info.width}×{info.height}",
+            model=spec.name,
+            least=f"{side}×{side}",
         )
 
 

@@ -13,6 +13,7 @@ import regex
 
 from bot import models
 from bot.errors import InputError, NotAllowedError
+from bot.i18n import DEFAULT_LOCALE, Msg, msg, render
 from bot.text import skeleton
 from storage.moderation import CostRule, ModerationStore
 
@@ -26,7 +27,7 @@ MATCH_BUDGET = 0.25
 # A pattern must decide these quickly when it is added (catastrophic backtracking shows here).
 _PROBES = ("a" * 200 + "!", "a " * 100 + "!", "0" * 200 + "x", " " * 200 + "!")
 
-Alert = Callable[[int, str], Awaitable[None]]
+Alert = Callable[[int, Msg], Awaitable[None]]
 
 
 def _probes(pattern: str) -> list[str]:
@@ -48,23 +49,18 @@ def validate_block(pattern: str, is_regex: bool) -> str:
     """Check a blocklist entry when it is added, not when it is matched."""
     pattern = pattern.strip()
     if not pattern:
-        raise InputError("Give a word, a phrase or a regular expression to block.")
+        raise InputError("block.empty")
     if len(pattern) > MAX_PATTERN:
-        raise InputError(f"Keep blocklist entries under {MAX_PATTERN} characters.")
+        raise InputError("block.too_long", limit=MAX_PATTERN)
     try:
         compiled = compile_block(pattern, is_regex)
     except regex.error as exc:
-        raise InputError(
-            f"`{pattern}` is not a valid regular expression ({exc}). Fix it and add it again."
-        ) from None
+        raise InputError("block.bad_regex", pattern=pattern, error=str(exc)) from None
     try:
         for probe in _probes(pattern):
             compiled.search(probe, timeout=MATCH_BUDGET, concurrent=True)
     except TimeoutError:
-        raise InputError(
-            f"`{pattern}` takes too long to check (repeating overlapping alternatives, "
-            "such as `(a|aa)+`, backtracks without end). Simplify it and add it again."
-        ) from None
+        raise InputError("block.too_slow", pattern=pattern) from None
     return pattern
 
 
@@ -132,9 +128,7 @@ class Policy:
         """Ban, channel, model, blocklist — in that order."""
         reason = await self.store.ban_reason(guild_id, user_id)
         if reason is not None:
-            raise NotAllowedError(
-                f"You are not allowed to make videos on this server. Reason: {reason}"
-            )
+            raise NotAllowedError("refuse.banned", reason=reason)
         await self._check_channel(guild_id, channel_id)
         await self._check_model(guild_id, model)
         if prompt:
@@ -149,27 +143,18 @@ class Policy:
             hit = await asyncio.to_thread(first_match, entries, prompt, MATCH_BUDGET)
         except BlocklistTimeout as exc:
             await self._report_slow(guild_id, exc.pattern)
-            raise NotAllowedError(
-                "This server's blocklist could not check your prompt in time, so it was not "
-                "sent. Try a shorter prompt; the moderators have been told. Nothing was charged."
-            ) from None
+            raise NotAllowedError("refuse.blocklist_slow") from None
         if hit is not None:
-            raise NotAllowedError(
-                "Your prompt contains something this server's moderators do not allow. "
-                "Rephrase it; nothing was charged."
-            )
+            raise NotAllowedError("refuse.blocklist")
 
     async def _report_slow(self, guild_id: int, pattern: str) -> None:
         """Tell the moderators once per entry (audit + alert channel) that it is too slow."""
         if (guild_id, pattern) in self._reported:
             return
         self._reported.add((guild_id, pattern))
-        text = (
-            f"The blocklist entry `{pattern}` took too long to check against a prompt, so the "
-            "prompt was refused. Remove it and add a simpler pattern."
-        )
+        text = msg("alert.blocklist_slow", pattern=pattern)
         log.warning("guild %d: blocklist entry %r timed out", guild_id, pattern)
-        await self.store.audit(guild_id, None, "blocklist.timeout", text)
+        await self.store.audit(guild_id, None, "blocklist.timeout", render(DEFAULT_LOCALE, text))
         if self.alert is not None:
             try:
                 await self.alert(guild_id, text)
@@ -180,10 +165,7 @@ class Policy:
         """Validate (syntax, length, speed) and store an entry, within MAX_ENTRIES."""
         clean = await asyncio.to_thread(validate_block, pattern, is_regex)
         if len(await self.store.blocklist(guild_id)) >= MAX_ENTRIES:
-            raise InputError(
-                f"The blocklist is full ({MAX_ENTRIES} entries). Remove some, or combine "
-                "words into one regular expression such as `(word1|word2)`."
-            )
+            raise InputError("block.full", limit=MAX_ENTRIES)
         await self.store.add_block(guild_id, clean, is_regex, actor_id)
         return clean
 
@@ -193,17 +175,18 @@ class Policy:
         allowed = [c for c, ok in rules.items() if ok]
         if rules.get(channel_id) is False or (allowed and channel_id not in allowed):
             where = ", ".join(f"<#{c}>" for c in allowed[:10])
-            hint = f" Use {where}." if where else ""
-            raise NotAllowedError(f"Videos cannot be made in this channel.{hint}")
+            if where:
+                raise NotAllowedError("refuse.channel_use", channels=where)
+            raise NotAllowedError("refuse.channel")
 
     async def _check_model(self, guild_id: int, model: str) -> None:
         """A model a moderator disabled is refused, naming the ones on offer."""
         rules = await self.store.model_rules(guild_id)
         if rules.get(model) is False:
             offered = [m for m in models.peers(model) if rules.get(m, True)]
-            raise NotAllowedError(
-                f"{model} is turned off on this server. Available: {', '.join(offered) or 'none'}."
-            )
+            if offered:
+                raise NotAllowedError("refuse.model_off", model=model, models=", ".join(offered))
+            raise NotAllowedError("refuse.model_off_all", model=model)
 
     async def cost(
         self, guild_id: int, model: str, options: Mapping[str, Any], default: int = 1

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.errors import InputError
+from bot.i18n import Msg, msg
 
 # Not in seed 003: the sister platform's GLM-Image page gives 1000 characters of input text.
 PROMPT_MAX = 1000
@@ -31,7 +32,6 @@ class StillModel:
     """One image model: defaults, recommended sizes and the custom-size rule."""
 
     name: str
-    label: str
     default_quality: StillQuality
     recommended: tuple[str, ...]  # the first is the default size
     min_side: int
@@ -45,17 +45,19 @@ class StillModel:
         """The model's default size (seed 003's table)."""
         return self.recommended[0]
 
-    def size_rule(self) -> str:
+    def size_rule(self) -> Msg:
         """The custom-size rule in words, for messages and help."""
-        return (
-            f"each side {self.min_side}-{self.max_side} pixels and a multiple of "
-            f"{self.multiple}, at most {self.max_pixels:,} pixels in all"
+        return msg(
+            "still.size_rule",
+            low=self.min_side,
+            high=self.max_side,
+            multiple=self.multiple,
+            pixels=f"{self.max_pixels:,}",
         )
 
 
 GLM_IMAGE = StillModel(
     name="glm-image",
-    label="GLM-Image (detailed, about 20 s)",
     default_quality=StillQuality.HD,
     recommended=(
         "1280x1280",
@@ -74,7 +76,6 @@ GLM_IMAGE = StillModel(
 )
 COGVIEW_4 = StillModel(
     name="cogview-4-250304",
-    label="CogView-4 (faster, about 5-10 s)",
     default_quality=StillQuality.STANDARD,
     recommended=(
         "1024x1024",
@@ -122,7 +123,7 @@ def still_model(name: str | None) -> StillModel:
     model = STILL_MODELS.get((name or DEFAULT_STILL_MODEL).strip().lower())
     if model is None:
         choices = ", ".join(STILL_MODELS)
-        raise InputError(f"There is no image model called {name!r}. Pick one of: {choices}.")
+        raise InputError("still.unknown_model", model=repr(name), models=choices)
     return model
 
 
@@ -130,9 +131,7 @@ def parse_size(text: str) -> tuple[int, int]:
     """`WIDTHxHEIGHT` as two ints, or InputError with an example."""
     match = _SIZE_RE.fullmatch(text)
     if match is None:
-        raise InputError(
-            f"{text!r} is not a size. Write it as width x height in pixels, e.g. 1280x1280."
-        )
+        raise InputError("still.not_a_size", size=repr(text))
     return int(match[1]), int(match[2])
 
 
@@ -145,25 +144,31 @@ def check_size(model: StillModel, text: str | None) -> str:
     if size in model.recommended:
         return size
     problem = _custom_size_problem(model, width, height)
-    if problem:
+    if problem is not None:
         examples = ", ".join(model.recommended[:3])
         raise InputError(
-            f"{size} does not work with {model.name}: {problem}. Pick a listed size "
-            f"(e.g. {examples}) or a custom one with {model.size_rule()}."
+            "still.size_refused",
+            size=size,
+            model=model.name,
+            problem=problem,
+            examples=examples,
+            rule=model.size_rule(),
         )
     return size
 
 
-def _custom_size_problem(model: StillModel, width: int, height: int) -> str:
-    """What breaks the model's custom-size rule, or "" when the size fits."""
+def _custom_size_problem(model: StillModel, width: int, height: int) -> Msg | None:
+    """What breaks the model's custom-size rule, or None when the size fits."""
     for side in (width, height):
         if not model.min_side <= side <= model.max_side:
-            return f"{side} is outside {model.min_side}-{model.max_side} pixels"
+            return msg("still.side_outside", side=side, low=model.min_side, high=model.max_side)
         if side % model.multiple:
-            return f"{side} is not a multiple of {model.multiple}"
+            return msg("still.side_multiple", side=side, multiple=model.multiple)
     if width * height > model.max_pixels:
-        return f"{width * height:,} pixels is more than {model.max_pixels:,}"
-    return ""
+        return msg(
+            "still.too_many_pixels", pixels=f"{width * height:,}", limit=f"{model.max_pixels:,}"
+        )
+    return None
 
 
 def check_quality(model: StillModel, quality: str | None) -> StillQuality:
@@ -173,20 +178,17 @@ def check_quality(model: StillModel, quality: str | None) -> StillQuality:
     try:
         return StillQuality(quality.strip().lower())
     except ValueError:
-        choices = " or ".join(q.value for q in StillQuality)
-        raise InputError(f"Quality {quality!r} does not exist; pick {choices}.") from None
+        choices = " / ".join(q.value for q in StillQuality)
+        raise InputError("still.unknown_quality", quality=repr(quality), choices=choices) from None
 
 
 def check_prompt(prompt: str | None) -> str:
     """A stripped, non-empty prompt of at most PROMPT_MAX characters, or InputError."""
     text = (prompt or "").strip()
     if not text:
-        raise InputError("Describe the picture you want: the prompt is empty.")
+        raise InputError("still.no_prompt")
     if len(text) > PROMPT_MAX:
-        raise InputError(
-            f"The prompt is {len(text)} characters; image models take at most {PROMPT_MAX}. "
-            "Shorten it and ask again."
-        )
+        raise InputError("still.prompt_too_long", length=len(text), limit=PROMPT_MAX)
     return text
 
 

@@ -31,7 +31,6 @@ _MP3_BPS = 48_000
 # Seconds past the limit forgiven (and cut off): encoders pad the end, e.g. AAC by ~20 ms,
 # so a 30.0 s phone recording decodes a little longer. What is sent is never over 30 s.
 _GRACE = 0.5
-_SUPPORTED = "a voice message, mp3, m4a, wav, ogg, opus, flac or webm"
 
 
 class SpeechFormat(StrEnum):
@@ -58,15 +57,10 @@ class SpeechAudio:
 
 def _refuse_length(seconds: float, *, longer: bool = False) -> InputError:
     """The message for audio over the limit (`longer`: decoding found more than declared)."""
-    length = (
-        f"longer than {SPEECH_MAX_SECONDS:.0f} s"
-        if longer and seconds <= SPEECH_MAX_SECONDS + _GRACE
-        else f"{_seconds_text(seconds)} s long"
-    )
-    return InputError(
-        f"That recording is {length}; spoken prompts can be at most "
-        f"{SPEECH_MAX_SECONDS:.0f} s. Record a shorter one (or type the prompt)."
-    )
+    limit = f"{SPEECH_MAX_SECONDS:.0f}"
+    if longer and seconds <= SPEECH_MAX_SECONDS + _GRACE:
+        return InputError("voice.longer_than", limit=limit)
+    return InputError("voice.too_long", seconds=_seconds_text(seconds), limit=limit)
 
 
 def _seconds_text(seconds: float) -> str:
@@ -76,10 +70,7 @@ def _seconds_text(seconds: float) -> str:
 
 def _refuse_size(size: int, limit: int) -> InputError:
     """The message for audio over a byte limit."""
-    return InputError(
-        f"That audio file is {size / 1e6:.1f} MB; at most {limit / 1e6:.0f} MB is accepted. "
-        "Send a shorter recording."
-    )
+    return InputError("voice.too_big", size=f"{size / 1e6:.1f}", limit=f"{limit / 1e6:.0f}")
 
 
 def check_declared(size: int | None, seconds: float | None) -> None:
@@ -122,15 +113,13 @@ def convert_speech(src: Path, dest_dir: Path, fmt: SpeechFormat = SpeechFormat.W
     with src.open("rb") as handle:
         demuxer = sniff_container(handle.read(16))
     if demuxer is None:
-        raise InputError(f"That file is not audio the bot can read. Send {_SUPPORTED}.")
+        raise InputError("voice.not_audio")
     dest = dest_dir / f"speech.{fmt.value}"
     try:
         seconds = _transcode(src, demuxer, dest, fmt)
     except av.FFmpegError:
         dest.unlink(missing_ok=True)
-        raise InputError(
-            f"That audio could not be decoded (damaged or an unusual format). Send {_SUPPORTED}."
-        ) from None
+        raise InputError("voice.undecodable") from None
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
@@ -142,7 +131,7 @@ def _checked_output(dest: Path, fmt: SpeechFormat, seconds: float) -> SpeechAudi
     out_size = dest.stat().st_size
     if seconds <= 0:
         dest.unlink(missing_ok=True)
-        raise InputError("That recording has no sound in it. Record the prompt again.")
+        raise InputError("voice.silent")
     if out_size > SPEECH_MAX_BYTES:
         dest.unlink(missing_ok=True)
         raise _refuse_size(out_size, SPEECH_MAX_BYTES)
@@ -153,7 +142,7 @@ def _transcode(src: Path, demuxer: str, dest: Path, fmt: SpeechFormat) -> float:
     """Decode the first audio track into `dest`; the seconds written (counted, not read)."""
     with av.open(str(src), format=demuxer) as source:
         if not source.streams.audio:
-            raise InputError(f"That file has no sound track. Send {_SUPPORTED}.")
+            raise InputError("voice.no_track")
         if source.duration and source.duration / av.time_base > SPEECH_MAX_SECONDS + _GRACE:
             raise _refuse_length(source.duration / av.time_base)  # cheap refusal first
         with av.open(str(dest), "w", format=fmt.value) as target:

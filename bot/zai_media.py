@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from bot.errors import InputError, ProviderError, ProviderErrorKind
+from bot.i18n import Msg
 from bot.models import ASR_MODEL
 from bot.stills import StillRequest
 from bot.zai import NOT_SENT, ZaiClient, error_from_response, json_body, transport_error
@@ -36,49 +37,27 @@ class MediaAction(StrEnum):
     TRANSCRIBE = "transcribe"
 
 
-# ProviderError.user_message speaks of videos; these say the same for pictures and speech.
-_MEMBER_MESSAGES: dict[tuple[MediaAction, ProviderErrorKind], str] = {
-    (MediaAction.STILL, ProviderErrorKind.RETRY): (
-        "The picture service is busy right now; your credit was refunded. Try again in a minute."
+# ProviderError's text speaks of videos; these say the same for pictures and speech
+# (catalog keys media.<action>.<kind>, media.<action>.fallback for the other kinds).
+_WORDED: dict[MediaAction, frozenset[ProviderErrorKind]] = {
+    MediaAction.STILL: frozenset(
+        {ProviderErrorKind.RETRY, ProviderErrorKind.CONTENT_FILTER, ProviderErrorKind.AMBIGUOUS}
     ),
-    (MediaAction.STILL, ProviderErrorKind.CONTENT_FILTER): (
-        "The picture service refused this prompt under its content policy. "
-        "Try different wording; your credit was refunded."
-    ),
-    (MediaAction.STILL, ProviderErrorKind.AMBIGUOUS): (
-        "The connection to the picture service was lost before the picture came back. "
-        "Your credit was refunded; please ask again."
-    ),
-    (MediaAction.TRANSCRIBE, ProviderErrorKind.RETRY): (
-        "The speech service is busy right now; nothing was charged. "
-        "Try again in a minute, or type the prompt."
-    ),
-    (MediaAction.TRANSCRIBE, ProviderErrorKind.CONTENT_FILTER): (
-        "The speech service refused this recording under its content policy; nothing was charged."
-    ),
-    (MediaAction.TRANSCRIBE, ProviderErrorKind.BAD_REQUEST): (
-        "The speech service could not use this recording; nothing was charged. "
-        "Record it again, or type the prompt."
-    ),
-    (MediaAction.TRANSCRIBE, ProviderErrorKind.AMBIGUOUS): (
-        "The connection to the speech service was lost; nothing was charged. Please send it again."
-    ),
-}
-_FALLBACK: dict[MediaAction, str] = {
-    MediaAction.STILL: (
-        "The picture could not be made (a problem on the bot's side, logged for the "
-        "moderators); your credit was refunded."
-    ),
-    MediaAction.TRANSCRIBE: (
-        "The recording could not be transcribed (a problem on the bot's side, logged for "
-        "the moderators); nothing was charged. Type the prompt instead."
+    MediaAction.TRANSCRIBE: frozenset(
+        {
+            ProviderErrorKind.RETRY,
+            ProviderErrorKind.CONTENT_FILTER,
+            ProviderErrorKind.BAD_REQUEST,
+            ProviderErrorKind.AMBIGUOUS,
+        }
     ),
 }
 
 
-def member_message(action: MediaAction, exc: ProviderError) -> str:
+def member_message(action: MediaAction, exc: ProviderError) -> Msg:
     """What to tell the member when a still or a transcription failed with `exc`."""
-    return _MEMBER_MESSAGES.get((action, exc.kind), _FALLBACK[action])
+    kind = exc.kind.value if exc.kind in _WORDED[action] else "fallback"
+    return Msg(f"media.{action.value}.{kind}")
 
 
 @dataclass(frozen=True)
@@ -168,10 +147,7 @@ def asr_fields(hotwords: Sequence[str], prompt: str | None) -> dict[str, str]:
     """The non-file multipart fields, or InputError for lists the seed's limits refuse."""
     words = [w.strip() for w in hotwords if w and w.strip()]
     if len(words) > HOTWORDS_MAX:
-        raise InputError(
-            f"The hotword list has {len(words)} entries; speech recognition takes at most "
-            f"{HOTWORDS_MAX}. Remove some and try again."
-        )
+        raise InputError("hotwords.too_many", count=len(words), limit=HOTWORDS_MAX)
     fields = {"model": ASR_MODEL, "stream": "false"}
     if words:
         fields["hotwords"] = json.dumps(words, ensure_ascii=False)

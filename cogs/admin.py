@@ -16,23 +16,28 @@ from discord.ext import commands
 from bot import models
 from bot.engine import PROVIDER_OPTION
 from bot.errors import InputError, NotAllowedError
+from bot.i18n import DEFAULT_LOCALE as EN  # the moderators' texts are not in the catalog yet
+from bot.i18n import Msg, render
 from bot.moderation import ModeratorActions
 from bot.providers import ProviderName, catalog
 from cogs.common import (
-    PROVIDER_LABELS,
     describe_options,
     inert,
     jump_url,
-    noun,
+    noun_title,
+    provider_name,
     safe_prompt,
+    server_locale,
     short,
     ts,
 )
-from cogs.replies import report_error, say
+from cogs.replies import report_error, say_text
 from storage.credits import day_key
 from storage.moderation import CostRule
 from storage.rows import Job
 from storage.states import JobState
+
+UNTRANSLATED = "admin.untranslated"  # {text}: a moderators' text not in the catalog yet
 
 if TYPE_CHECKING:
     from cogs.app import VideoBot
@@ -58,7 +63,7 @@ def is_moderator(interaction: discord.Interaction) -> bool:
 def require_moderator(interaction: discord.Interaction) -> None:
     """Refuse non-moderators, whatever Discord showed them."""
     if not is_moderator(interaction):
-        raise NotAllowedError(NEED_MANAGE)
+        raise NotAllowedError(UNTRANSLATED, text=NEED_MANAGE)
 
 
 class ApprovalButton(
@@ -172,7 +177,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         log.info(
             "guild %s: %s by %d: %s", interaction.guild_id, action, interaction.user.id, detail
         )
-        await say(interaction, f"✅ {detail}")
+        await say_text(interaction, f"✅ {detail}")
 
     # --- credits --------------------------------------------------------------------------
 
@@ -263,7 +268,10 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """Check an option value against the model table."""
         if option is None:
             if value is not None:
-                raise InputError("Pick the option that `value` belongs to, or leave `value` out.")
+                raise InputError(
+                    UNTRANSLATED,
+                    text="Pick the option that `value` belongs to, or leave `value` out.",
+                )
             return ""
         if option == PROVIDER_OPTION:
             allowed: tuple[object, ...] | None = tuple(p.value for p in ProviderName)
@@ -272,10 +280,13 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         else:
             allowed = models.allowed_values(model, option)  # videos, stills, speech
         if allowed is None:
-            raise InputError(f"{model} has no `{option}` option.")
+            raise InputError(UNTRANSLATED, text=f"{model} has no `{option}` option.")
         names = {str(v).lower(): str(v) for v in allowed}
         if value is None or value.lower() not in names:
-            raise InputError(f"Give one of {', '.join(names.values())} as the value for {option}.")
+            raise InputError(
+                UNTRANSLATED,
+                text=f"Give one of {', '.join(names.values())} as the value for {option}.",
+            )
         return names[value.lower()]
 
     @cost.command(name="list", description="What each model costs here")
@@ -286,7 +297,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             f"• {r.model}{f' with {r.option}={r.value}' if r.option else ''}: {r.cost}"
             for r in rules
         ]
-        await say(
+        await say_text(
             interaction,
             "Costs (anything not listed costs 1):\n" + ("\n".join(lines) or "• all models: 1"),
         )
@@ -331,7 +342,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def unban(self, interaction: discord.Interaction, member: discord.Member) -> None:
         """Lift a ban."""
         if not await self.moderation.unban(interaction.guild_id or 0, member.id):
-            raise InputError(f"{member.mention} is not banned.")
+            raise InputError(UNTRANSLATED, text=f"{member.mention} is not banned.")
         await self._done(
             interaction, "unban", f"{member.mention} can make videos again.", member.id
         )
@@ -359,7 +370,8 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """Remove from the blocklist."""
         if not await self.moderation.remove_block(interaction.guild_id or 0, pattern.strip()):
             raise InputError(
-                f"`{pattern}` is not on the blocklist; `/videoadmin blocklist list` shows it."
+                UNTRANSLATED,
+                text=f"`{pattern}` is not on the blocklist; `/videoadmin blocklist list` shows it.",
             )
         await self._done(interaction, "blocklist.remove", f"Unblocked `{pattern.strip()}`.")
 
@@ -368,7 +380,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """The blocklist."""
         entries = await self.moderation.blocklist(interaction.guild_id or 0)
         lines = [f"• `{p}`{' (regex)' if r else ''}" for p, r in entries]
-        await say(interaction, short("Blocklist:\n" + ("\n".join(lines) or "• (empty)"), 2000))
+        await say_text(interaction, short("Blocklist:\n" + ("\n".join(lines) or "• (empty)"), 2000))
 
     @hotwords.command(name="add", description="Help speech recognition with a name or term")
     @app_commands.describe(word="A word or short phrase members say (names, jargon)")
@@ -384,7 +396,10 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def hotword_remove(self, interaction: discord.Interaction, word: str) -> None:
         """Remove a hotword."""
         if not await self.moderation.remove_hotword(interaction.guild_id or 0, word.strip()):
-            raise InputError(f"`{word}` is not a hotword; `/videoadmin hotwords list` shows them.")
+            raise InputError(
+                UNTRANSLATED,
+                text=f"`{word}` is not a hotword; `/videoadmin hotwords list` shows them.",
+            )
         await self._done(interaction, "hotwords.remove", f"Hotword `{word.strip()}` removed.")
 
     @hotwords.command(name="list", description="Show the hotwords")
@@ -392,7 +407,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         """The hotwords."""
         words = await self.moderation.hotwords(interaction.guild_id or 0)
         lines = [f"• `{w}`" for w in words]
-        await say(interaction, short("Hotwords:\n" + ("\n".join(lines) or "• (none)"), 2000))
+        await say_text(interaction, short("Hotwords:\n" + ("\n".join(lines) or "• (none)"), 2000))
 
     # --- where and what -------------------------------------------------------------------
 
@@ -436,12 +451,12 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         guild_id = interaction.guild_id or 0
         jobs = await self.engine.pending_approvals(guild_id)
         if not jobs:
-            await say(interaction, "No request is waiting for approval.")
+            await say_text(interaction, "No request is waiting for approval.")
             return
         hours = await self.engine.approval_hours(guild_id)
         channel_id = (await self.moderation.settings(guild_id)).approval_channel_id
         lines = [_pending_line(job, hours * 3600, channel_id) for job in jobs]
-        await say(interaction, short("Waiting for a decision:\n" + "\n".join(lines), 2000))
+        await say_text(interaction, short("Waiting for a decision:\n" + "\n".join(lines), 2000))
 
     @app_commands.command(
         name="alerts", description="Where to tell moderators about provider trouble"
@@ -502,7 +517,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         allowed = [f"<#{c}>" for c, ok in rules.items() if ok]
         denied = [f"<#{c}>" for c, ok in rules.items() if not ok]
         text = f"Allowed: {', '.join(allowed) or 'everywhere the bot can read and write'}\n"
-        await say(interaction, text + f"Denied: {', '.join(denied) or 'none'}")
+        await say_text(interaction, text + f"Denied: {', '.join(denied) or 'none'}")
 
     @models_group.command(name="enable", description="Offer a model on this server")
     @app_commands.describe(model="The model")
@@ -526,7 +541,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
         rules = await self.moderation.model_rules(interaction.guild_id or 0)
         offered = list(dict.fromkeys([*self.engine.routed_models(), *models.priced_names()]))
         lines = [f"{'✅' if rules.get(m, True) else '⛔'} {m}" for m in offered]
-        await say(interaction, "\n".join(lines))
+        await say_text(interaction, "\n".join(lines))
 
     # --- seeing what happened -------------------------------------------------------------
 
@@ -547,7 +562,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             embed.add_field(
                 name=f"{label}: top users", value=_user_lines(data["users"]), inline=False
             )
-        await say(interaction, "", embed=embed)
+        await say_text(interaction, "", embed=embed)
 
     @app_commands.command(name="audit", description="Recent moderator actions and refusals")
     async def audit(self, interaction: discord.Interaction) -> None:
@@ -557,7 +572,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
             f"{ts(e.created_at)} {f'<@{e.actor_id}>' if e.actor_id else 'bot'} **{e.action}** {inert(e.detail, 150)}"
             for e in entries
         ]
-        await say(interaction, short("\n".join(lines) or "Nothing yet.", 2000))
+        await say_text(interaction, short("\n".join(lines) or "Nothing yet.", 2000))
 
     # --- approval requests and alerts -----------------------------------------------------
 
@@ -608,7 +623,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def approve(self, interaction: discord.Interaction, job_id: int) -> None:
         """Approve and update the request message."""
         if not await self.engine.approve(job_id, interaction.user.id):
-            raise InputError("That request was already decided.")
+            raise InputError(UNTRANSLATED, text="That request was already decided.")
         await interaction.response.edit_message(
             content=f"{interaction.message.content if interaction.message else ''}\n✅ Approved by {interaction.user.mention}",
             view=None,
@@ -618,7 +633,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
     async def reject(self, interaction: discord.Interaction, job_id: int, reason: str) -> None:
         """Reject, refund, and update the request message."""
         if not await self.engine.reject(job_id, interaction.user.id, reason):
-            raise InputError("That request was already decided.")
+            raise InputError(UNTRANSLATED, text="That request was already decided.")
         job = await self.engine.job(job_id)
         if job is not None and job.approval_message_id and interaction.channel_id:
             message = self.bot.get_partial_messageable(interaction.channel_id).get_partial_message(
@@ -633,10 +648,12 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
                 view=None,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
-        await say(interaction, f"Request #{job_id} rejected; the member was refunded.")
+        await say_text(interaction, f"Request #{job_id} rejected; the member was refunded.")
 
-    async def on_policy_alert(self, guild_id: int, text: str) -> None:
-        """Tell one server's moderators about a problem with their rules (a slow regex)."""
+    async def on_policy_alert(self, guild_id: int, message: Msg) -> None:
+        """Tell one server's moderators about a problem with their rules (a slow regex), in the
+        server's language."""
+        text = render(server_locale(self.bot, guild_id), message)
         channel_id = (await self.moderation.settings(guild_id)).alerts_channel_id
         if channel_id is not None:
             await self.bot.get_partial_messageable(channel_id, guild_id=guild_id).send(
@@ -645,7 +662,7 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
 
     async def on_provider_halted(self, job: Job, reason: str | None) -> None:
         """Tell each server's moderators once that the provider account refused work."""
-        provider = PROVIDER_LABELS.get(job.provider, job.provider)
+        provider = provider_name(EN, job.provider)
         text = (
             f"⚠️ The account at {provider} behind this bot refused new work "
             f"({inert(reason or 'account problem', 200)}). New requests to it are paused and "
@@ -664,9 +681,9 @@ class Admin(commands.GroupCog, group_name="videoadmin", group_description="Moder
 def _approval_text(job: Job) -> str:
     """The moderators' approval request of a job."""
     return (
-        f"{noun(job).title()} request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
-        f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(job)}\n"
-        f"> {safe_prompt(job.prompt, 1500)}"
+        f"{render(EN, noun_title(job))} request #{job.id} from <@{job.user_id}> in <#{job.channel_id}> "
+        f"({job.model}, {job.mode}, {job.cost} credit(s))\nSettings: {describe_options(EN, job)}\n"
+        f"> {safe_prompt(EN, job.prompt, 1500)}"
     )
 
 
@@ -679,7 +696,7 @@ def _pending_line(job: Job, wait: float, channel_id: int | None) -> str:
     return (
         f"• #{job.id} by <@{job.user_id}> in <#{job.channel_id}> · {job.model} · "
         f"asked {ts(job.created_at)} · expires {ts(job.created_at + wait)} · {where}\n"
-        f"  > {safe_prompt(job.prompt, 120)}"
+        f"  > {safe_prompt(EN, job.prompt, 120)}"
     )
 
 

@@ -15,8 +15,10 @@ from discord.ext import commands
 
 from bot.app import Resources
 from bot.errors import ShardsRefused
+from bot.i18n import locale_of, po_digest
 from bot.logs import set_log_ids
 from cogs.replies import report_error
+from cogs.translator import CatalogTranslator
 
 if TYPE_CHECKING:  # the extensions are loaded by name; these names are for the wiring's types
     from cogs.admin import Admin
@@ -35,6 +37,9 @@ def configure_endpoints(api_base: str, gateway_url: str) -> None:
     """Point discord.py at the REST root and gateway (rate-limit or gateway proxies, tests)."""
     discord.http.Route.BASE = api_base.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+LOCALE_MEMORY = 10_000  # members and servers whose language is remembered (then forgotten)
 
 
 class VideoTree(app_commands.CommandTree):
@@ -69,9 +74,23 @@ class VideoBot(commands.Bot):
         )
         self.resources = resources
         self.status_interval = status_interval
+        # Languages seen in interactions: a member's client (DMs, replies to their messages)
+        # and a server's (channel posts made later, without an interaction).
+        self.member_locales: dict[int, str] = {}
+        self.guild_locales: dict[int, str] = {}
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Remember the member's and the server's language for posts made without one."""
+        for memory in (self.member_locales, self.guild_locales):
+            if len(memory) > LOCALE_MEMORY:
+                memory.clear()
+        self.member_locales[interaction.user.id] = locale_of(interaction.locale)
+        if interaction.guild_id is not None and interaction.guild_locale is not None:
+            self.guild_locales[interaction.guild_id] = locale_of(interaction.guild_locale)
 
     async def setup_hook(self) -> None:
-        """Load the extensions, wire them, start the engine, sync commands."""
+        """Load the extensions, wire them, start the engine, sync commands (localized)."""
+        await self.tree.set_translator(CatalogTranslator())
         for name in EXTENSIONS:
             await self.load_extension(name)
         self.wire()
@@ -135,6 +154,7 @@ class VideoBot(commands.Bot):
     def tree_digest(self) -> str:
         """A hash of the command payloads Discord would receive."""
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        payload.append({"catalogs": po_digest()})  # the localized names come from these
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

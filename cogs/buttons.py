@@ -7,16 +7,18 @@ from typing import Any
 
 import discord
 
+from bot.i18n import DEFAULT_LOCALE, render
 from bot.models import Mode
 from cogs.replies import report_error
 from storage.jobs import Job
 from storage.states import CANCELLABLE
 
+# action → (label's catalog key, emoji, style)
 ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
-    "reroll": ("Re-roll", "🎲", discord.ButtonStyle.primary),
-    "extend": ("Extend", "➡️", discord.ButtonStyle.secondary),
-    "details": ("Details", "ℹ️", discord.ButtonStyle.secondary),
-    "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
+    "reroll": ("button.reroll", "🎲", discord.ButtonStyle.primary),
+    "extend": ("button.extend", "➡️", discord.ButtonStyle.secondary),
+    "details": ("button.details", "ℹ️", discord.ButtonStyle.secondary),
+    "delete": ("button.delete", "🗑️", discord.ButtonStyle.danger),
 }
 
 
@@ -26,8 +28,9 @@ class JobButton(
 ):
     """One action on one job; the Video cog does the work."""
 
-    def __init__(self, action: str, job_id: int) -> None:
-        label, emoji, style = ACTIONS[action]
+    def __init__(self, action: str, job_id: int, locale: str = DEFAULT_LOCALE) -> None:
+        key, emoji, style = ACTIONS[action]
+        label = render(locale, key)
         super().__init__(
             discord.ui.Button(
                 label=label, emoji=emoji, style=style, custom_id=f"video:{action}:{job_id}"
@@ -57,9 +60,9 @@ class JobButton(
 
 # A still's buttons: Animate (image-to-video from it), Re-roll, Details.
 STILL_ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
-    "animate": ("Animate", "🎬", discord.ButtonStyle.primary),
-    "reroll": ("Re-roll", "🎲", discord.ButtonStyle.secondary),
-    "details": ("Details", "ℹ️", discord.ButtonStyle.secondary),
+    "animate": ("button.animate", "🎬", discord.ButtonStyle.primary),
+    "reroll": ("button.reroll", "🎲", discord.ButtonStyle.secondary),
+    "details": ("button.details", "ℹ️", discord.ButtonStyle.secondary),
 }
 
 
@@ -69,8 +72,9 @@ class StillButton(
 ):
     """One action on one still; the Stills cog does the work."""
 
-    def __init__(self, action: str, job_id: int) -> None:
-        label, emoji, style = STILL_ACTIONS[action]
+    def __init__(self, action: str, job_id: int, locale: str = DEFAULT_LOCALE) -> None:
+        key, emoji, style = STILL_ACTIONS[action]
+        label = render(locale, key)
         super().__init__(
             discord.ui.Button(
                 label=label, emoji=emoji, style=style, custom_id=f"still:{action}:{job_id}"
@@ -98,15 +102,15 @@ class StillButton(
             await report_error(interaction, exc)
 
 
-def result_view(job: Job) -> discord.ui.View:
+def result_view(job: Job, locale: str = DEFAULT_LOCALE) -> discord.ui.View:
     """The buttons under a delivered result: four for a video, three for a still."""
     view = discord.ui.View(timeout=None)
     if job.mode == Mode.STILL:
         for action in STILL_ACTIONS:
-            view.add_item(StillButton(action, job.id))
+            view.add_item(StillButton(action, job.id, locale))
         return view
     for action in ACTIONS:
-        view.add_item(JobButton(action, job.id))
+        view.add_item(JobButton(action, job.id, locale))
     return view
 
 
@@ -116,10 +120,10 @@ class CancelButton(
 ):
     """Cancel on a status message while the job waits (requester only; survives restarts)."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, locale: str = DEFAULT_LOCALE) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Cancel",
+                label=render(locale, "button.cancel"),
                 emoji="✖️",
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"job:cancel:{job_id}",
@@ -143,12 +147,12 @@ class CancelButton(
             await report_error(interaction, exc)
 
 
-def status_view(job: Job) -> discord.ui.View | None:
+def status_view(job: Job, locale: str = DEFAULT_LOCALE) -> discord.ui.View | None:
     """Cancel under a status message while the job has not reached the provider; else none."""
     if job.state not in CANCELLABLE:
         return None
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job.id))
+    view.add_item(CancelButton(job.id, locale))
     return view
 
 
@@ -159,10 +163,10 @@ class ListedCancelButton(
     """Cancel #N under a member's /jobs list (only the requester's cancel counts; survives
     restarts). The Video cog cancels and shows the list again."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, locale: str = DEFAULT_LOCALE) -> None:
         super().__init__(
             discord.ui.Button(
-                label=f"Cancel #{job_id}",
+                label=render(locale, "button.cancel_listed", id=job_id),
                 emoji="✖️",
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"jobs:cancel:{job_id}",
@@ -186,12 +190,12 @@ class ListedCancelButton(
             await report_error(interaction, exc)
 
 
-def jobs_view(jobs: list[Job]) -> discord.ui.View | None:
+def jobs_view(jobs: list[Job], locale: str = DEFAULT_LOCALE) -> discord.ui.View | None:
     """A Cancel button per listed job that has not reached the provider; None if there is none."""
     waiting = [job for job in jobs if job.state in CANCELLABLE][:25]
     if not waiting:
         return None
     view = discord.ui.View(timeout=None)
     for job in waiting:
-        view.add_item(ListedCancelButton(job.id))
+        view.add_item(ListedCancelButton(job.id, locale))
     return view

@@ -10,6 +10,7 @@ import discord
 
 from bot.engine import TRANSCRIPT_MODE
 from bot.errors import InputError
+from bot.i18n import Msg, locale_of, render
 from bot.images import format_size
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_bytes
 from bot.models import Mode
@@ -21,7 +22,7 @@ from storage.states import JobState
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # larger pictures are never needed for a 1080p video
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MODE_BY_COUNT = {1: Mode.IMAGE, 2: Mode.FRAMES, 3: Mode.REFERENCE}
-FIRST_FRAME_NOTE = "ℹ️ An animated picture was used by its first frame only (the video service takes still pictures)."
+FIRST_FRAME_NOTE = "note.first_frame"
 STATE_ICONS: dict[JobState, str] = {
     JobState.PENDING_APPROVAL: "⏳",
     JobState.QUEUED: "🕒",
@@ -48,18 +49,17 @@ def check_attachment(attachment: discord.Attachment, n: int = 1) -> None:
     """Cheap checks from the attachment's metadata, before acknowledging."""
     name = attachment.filename
     kind = attachment.content_type or ""
+    name = inert(name, 100)
     if kind and not kind.startswith("image/"):
-        raise InputError(f"`{name}` is not a picture ({kind}). Attach a PNG, JPEG or WebP image.")
-    if not kind and not name.lower().endswith(IMAGE_SUFFIXES):
-        raise InputError(
-            f"`{name}` does not look like a picture. Attach a PNG, JPEG or WebP image."
-        )
+        raise InputError("attachment.not_picture", name=name, kind=inert(kind, 100))
+    if not kind and not attachment.filename.lower().endswith(IMAGE_SUFFIXES):
+        raise InputError("attachment.unlike_picture", name=name)
     if attachment.size == 0:
-        raise InputError(f"`{name}` is empty (0 bytes). Attach the picture again.")
+        raise InputError("attachment.empty", name=name)
     if attachment.size > MAX_ATTACHMENT_BYTES:
         limit = format_size(MAX_ATTACHMENT_BYTES)
         raise InputError(
-            f"Image {n} is {format_size(attachment.size)}; the limit is {limit}. Use a smaller one."
+            "attachment.too_large", n=n, size=format_size(attachment.size), limit=limit
         )
 
 
@@ -97,10 +97,10 @@ def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
-def describe_options(job: Job) -> str:
+def describe_options(locale: str, job: Job) -> str:
     """The settings of a job in one short line."""
     parts = [f"{k}={v}" for k, v in sorted(job.options.items())]
-    return ", ".join(parts) or "model defaults"
+    return ", ".join(parts) or render(locale, "job.model_defaults")
 
 
 def short(text: str | None, limit: int) -> str:
@@ -128,22 +128,61 @@ def inert(text: str | None, limit: int, *, one_line: bool = True) -> str:
     return short(_MARKUP.sub(lambda m: m["url"] or "\\" + m["char"], text), limit)
 
 
-def safe_prompt(prompt: str | None, limit: int = 300) -> str:
+def safe_prompt(locale: str, prompt: str | None, limit: int = 300) -> str:
     """A prompt quoted so it cannot format, link, ping or break the message."""
     if not prompt:
-        return "*(no prompt)*"
+        return render(locale, "job.no_prompt")
     return inert(prompt, limit)
 
 
-def duration_text(seconds: float) -> str:
+def duration_text(locale: str, seconds: float) -> str:
     """`2 min 05 s` style."""
     seconds = max(0, int(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+    if seconds < 60:
+        return render(locale, "time.seconds", seconds=seconds)
+    return render(locale, "time.minutes", minutes=seconds // 60, seconds=f"{seconds % 60:02d}")
 
 
-def noun(job: Job) -> str:
+def noun(job: Job) -> Msg:
     """What a job makes, as members read it: "picture" for a still, else "video"."""
-    return {Mode.STILL.value: "picture", TRANSCRIPT_MODE: "transcription"}.get(job.mode, "video")
+    kind = {Mode.STILL.value: "picture", TRANSCRIPT_MODE: "transcription"}.get(job.mode, "video")
+    return Msg(f"noun.{kind}")
+
+
+def noun_title(job: Job) -> Msg:
+    """The same noun as a title starts with it ("Video")."""
+    return Msg(noun(job).key.replace("noun.", "noun_title.", 1))
+
+
+def stored_text(locale: str, text: str | None, limit: int = 500) -> str:
+    """A job's stored reason in a language: a catalog message (its words from members or the
+    provider quoted inert), or quoted plain text."""
+    message = Msg.decode(text)
+    if message is None:
+        return inert(text, limit)
+    return short(render(locale, _inert_params(message, limit)), limit)
+
+
+def _inert_params(message: Msg, limit: int) -> Msg:
+    """A stored message whose text parameters cannot format, link or ping."""
+    params = {
+        k: _inert_params(v, limit)
+        if isinstance(v, Msg)
+        else inert(v, limit)
+        if isinstance(v, str)
+        else v
+        for k, v in message.params.items()
+    }
+    return Msg(message.key, params)
+
+
+def server_locale(bot: discord.Client, guild_id: int) -> str:
+    """The language of a channel post: the server's preferred locale (else en-US)."""
+    known = getattr(bot, "guild_locales", {}).get(guild_id)  # learned from interactions
+    if known is not None:
+        return known
+    guild = bot.get_guild(guild_id)
+    return locale_of(guild.preferred_locale if guild is not None else None)
 
 
 def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
@@ -151,29 +190,39 @@ def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
     return [a for a in message.attachments if (a.content_type or "").startswith("audio/")]
 
 
-# How members see each provider (the API format that holds the task).
+# How members see each provider (the API format that holds the task): catalog keys.
 PROVIDER_LABELS: dict[str, str] = {
-    ProviderName.ZAI: "Z.AI",
-    ProviderName.GATEWAY: "the video gateway",
-    ProviderName.GEEKAI: "GeekAI",
+    ProviderName.ZAI: "provider_name.zai",
+    ProviderName.GATEWAY: "provider_name.gateway",
+    ProviderName.GEEKAI: "provider_name.geekai",
 }
 
 
-def provider_label(job: Job) -> str:
+def provider_name(locale: str, provider: str) -> str:
+    """A provider, in words."""
+    key = PROVIDER_LABELS.get(provider)
+    return render(locale, key) if key else provider
+
+
+def provider_label(locale: str, job: Job) -> str:
     """The provider that makes (or made) a job, in words."""
-    return PROVIDER_LABELS.get(job.provider, job.provider)
+    return provider_name(locale, job.provider)
 
 
-def result_embed(job: Job) -> discord.Embed:
+def result_embed(locale: str, job: Job) -> discord.Embed:
     """Prompt, model, settings and time taken of a finished job."""
     embed = discord.Embed(
-        title=f"{noun(job).title()} #{job.id}",
-        description=inert(job.prompt, 4000, one_line=False) if job.prompt else "*(no prompt)*",
+        title=render(locale, "embed.title", noun=noun_title(job), id=job.id),
+        description=inert(job.prompt, 4000, one_line=False)
+        if job.prompt
+        else render(locale, "job.no_prompt"),
     )
-    embed.add_field(name="Model", value=f"{job.model} ({job.mode})")
-    embed.add_field(name="Settings", value=short(describe_options(job), 1024))
-    embed.add_field(name="Made by", value=provider_label(job))
+    embed.add_field(name=render(locale, "embed.model"), value=f"{job.model} ({job.mode})")
+    settings = short(describe_options(locale, job), 1024)
+    embed.add_field(name=render(locale, "embed.settings"), value=settings)
+    embed.add_field(name=render(locale, "embed.made_by"), value=provider_label(locale, job))
     if job.finished_at:
-        embed.add_field(name="Time taken", value=duration_text(job.finished_at - job.created_at))
+        taken = duration_text(locale, job.finished_at - job.created_at)
+        embed.add_field(name=render(locale, "embed.time_taken"), value=taken)
     embed.timestamp = dt.datetime.fromtimestamp(job.finished_at or job.created_at, tz=dt.UTC)
     return embed

@@ -21,6 +21,7 @@ from discord.ext import commands
 from bot.engine import JobEvent
 from bot.errors import BotError, UnsafeURLError
 from bot.failpoints import failpoint
+from bot.i18n import Msg, msg, render
 from bot.images import format_size
 from bot.media import TooLargeError, VideoError, download_to_file, reencode_to_fit
 from bot.models import Mode
@@ -31,12 +32,13 @@ from cogs.buttons import result_view, status_view
 from cogs.common import (
     FIRST_FRAME_NOTE,
     STATE_ICONS,
-    inert,
     jump_url,
     noun,
     only,
     result_embed,
     safe_prompt,
+    server_locale,
+    stored_text,
     ts,
 )
 from storage.rows import Job
@@ -81,10 +83,15 @@ _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 class Undeliverable(Exception):
-    """The video cannot be posted anywhere; the reason goes to /jobs."""
+    """The video cannot be posted anywhere; the reason (a catalog message) goes to /jobs."""
+
+    def __init__(self, reason: Msg) -> None:
+        super().__init__(reason.key)
+        self.reason = reason
 
 
 def status_text(
+    locale: str,
     job: Job,
     *,
     position: int | None,
@@ -93,39 +100,61 @@ def status_text(
     eta: float | None = None,
 ) -> str:
     """The status line of a job in each state (`eta`: when a queued job should start)."""
-    head = f"<@{job.user_id}>'s {noun(job)} #{job.id} ({job.model}): {STATE_ICONS[job.state]} "
-    body = _status_body(job, position, expected, progress)
-    if job.state is S.QUEUED and eta is not None:
-        body = body.removesuffix(".") + f", expected to start {ts(eta)}."
-    note = f"\n{FIRST_FRAME_NOTE}" if job.first_frame_only else ""
-    return head + body + note + f"\n> {safe_prompt(job.prompt, 200)}"
+    body = _status_body(locale, job, position, expected, progress, eta)
+    head = render(
+        locale,
+        "status.head",
+        user=f"<@{job.user_id}>",
+        noun=noun(job),
+        id=job.id,
+        model=job.model,
+        icon=STATE_ICONS[job.state],
+        body=body,
+    )
+    note = "\n" + render(locale, FIRST_FRAME_NOTE) if job.first_frame_only else ""
+    return head + note + f"\n> {safe_prompt(locale, job.prompt, 200)}"
 
 
-def _generating(job: Job, expected: float, progress: int | None) -> str:
+def _generating(job: Job, expected: float, progress: int | None) -> Msg:
     """Started when, expected when; the provider's progress and its prediction where known."""
     started = job.submitted_at or time.time()
     remaining = remaining_seconds(time.time() - started, progress)
     finish = time.time() + remaining if remaining is not None else started + expected
-    done = f"{progress}% done, " if progress is not None else ""
-    return f"generating — {done}started {ts(started)}, expected {ts(finish)}."
+    if progress is not None:
+        return msg(
+            "status.generating_progress", percent=progress, started=ts(started), expected=ts(finish)
+        )
+    return msg("status.generating", started=ts(started), expected=ts(finish))
 
 
-def _status_body(job: Job, position: int | None, expected: float, progress: int | None) -> str:
+def _status_body(
+    locale: str,
+    job: Job,
+    position: int | None,
+    expected: float,
+    progress: int | None,
+    eta: float | None,
+) -> Msg | str:
     """What the status line says after the icon."""
     state = job.state
     if state is S.PENDING_APPROVAL:
-        return "waiting for a moderator's approval."
+        return Msg("status.pending_approval")
+    if state is S.QUEUED and eta is not None:
+        return msg("status.queued_eta", position=position or 1, eta=ts(eta))
     if state is S.QUEUED:
-        return f"queued, position {position or 1}."
+        return msg("status.queued", position=position or 1)
     if state in AT_PROVIDER:
         return _generating(job, expected, progress)
     if state is S.SUCCEEDED:
-        return "finished, uploading…"
+        return Msg("status.uploading")
     if state is S.DELIVERED and job.result_message_id:
-        return f"done: {jump_url(job.guild_id, job.channel_id, job.result_message_id)}"
+        link = jump_url(job.guild_id, job.channel_id, job.result_message_id)
+        return msg("status.done", link=link)
     if state is S.DELIVERED:
-        return "done (sent by direct message)."
-    return inert(job.error_message, 500) if job.error_message else job.state
+        return Msg("status.done_dm")
+    if job.error_message:
+        return stored_text(locale, job.error_message)
+    return Msg(f"state.{job.state.value}")
 
 
 class Delivery(commands.Cog):
@@ -184,9 +213,7 @@ class Delivery(commands.Cog):
         ]
         if job.private:  # nothing public: the pictures go to the requester's DMs
             user = await self.bot.fetch_user(job.user_id)
-            text = (
-                f"The pictures of your {noun(job)} #{job.id} (the video service reads them here)."
-            )
+            text = render(self._dm_locale(job), "dm.pictures", noun=noun(job), id=job.id)
             message = await (await user.create_dm()).send(text, files=files)
             return _links(message, pictures)
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -218,7 +245,7 @@ class Delivery(commands.Cog):
         """Post the status message (its nonce makes a repeat return the first one) and keep it."""
         message = await channel.send(
             await self._render(job),
-            view=status_view(job),  # type: ignore[arg-type]  # None: no components
+            view=status_view(job, self.locale(job)),  # type: ignore[arg-type]  # None: none
             allowed_mentions=discord.AllowedMentions.none(),
             nonce=f"status-{job.id}",
             **kwargs,
@@ -261,7 +288,7 @@ class Delivery(commands.Cog):
             try:
                 await message.edit(
                     content=await self._render(job),
-                    view=status_view(job),  # None removes Cancel once the job moved on
+                    view=status_view(job, self.locale(job)),  # None: Cancel goes once started
                     allowed_mentions=discord.AllowedMentions.none(),
                 )
             except discord.NotFound:
@@ -283,6 +310,16 @@ class Delivery(commands.Cog):
         except discord.HTTPException as exc:
             log.warning("job %d: could not post its %s status: %s", job.id, job.state, exc)
 
+    def locale(self, job: Job) -> str:
+        """The language of a job's channel posts: the server's."""
+        return server_locale(self.bot, job.guild_id)
+
+    def _dm_locale(self, job: Job) -> str:
+        """The language of a DM to the requester: their client's when they last asked, else
+        the server's (a bot cannot see a member's language outside an interaction)."""
+        known = getattr(self.bot, "member_locales", {}).get(job.user_id)
+        return known or self.locale(job)
+
     async def _render(self, job: Job) -> str:
         """The status text with the live queue position and expected time."""
         queued = job.state is S.QUEUED
@@ -290,7 +327,14 @@ class Delivery(commands.Cog):
         eta = await self.engine.queue_eta(job, position) if position is not None else None
         expected = self.engine.expected_seconds(job.model, job.options)
         progress = self.engine.progress_of(job.id)
-        return status_text(job, position=position, expected=expected, progress=progress, eta=eta)
+        return status_text(
+            self.locale(job),
+            job,
+            position=position,
+            expected=expected,
+            progress=progress,
+            eta=eta,
+        )
 
     async def _refresh_queue(self) -> None:
         """Queue positions moved: refresh the status of the jobs next in line (throttled).
@@ -316,12 +360,10 @@ class Delivery(commands.Cog):
                 message_id = await self._posted_before_restart(job) or await self._post_result(job)
                 failpoint("after_upload")
             except Undeliverable as exc:
-                await self.engine.mark_undeliverable(job.id, str(exc))
+                await self.engine.mark_undeliverable(job.id, exc.reason)
             except Exception:  # never leave a job silently stuck in "succeeded"
                 log.exception("job %d: delivery failed unexpectedly", job.id)
-                await self.engine.mark_undeliverable(
-                    job.id, "the bot hit an unexpected error while posting the video (logged)"
-                )
+                await self.engine.mark_undeliverable(job.id, Msg("undeliverable.unexpected"))
             else:
                 await self.engine.mark_delivered(job.id, message_id)
         await self.refresh_status(job_id, force=True)
@@ -337,7 +379,7 @@ class Delivery(commands.Cog):
             return None
         since = dt.datetime.fromtimestamp(job.finished_at or 0, tz=dt.UTC)
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        title = result_embed(job).title
+        title = result_embed(self.locale(job), job).title
         try:
             async for message in channel.history(after=since, limit=RESULT_SEARCH_LIMIT):
                 if message.author.id == self.bot.user.id and any(
@@ -359,7 +401,7 @@ class Delivery(commands.Cog):
             size = await self._download(job, video)
             failpoint("after_download")
             limit = await self._upload_limit(job) - UPLOAD_HEADROOM
-            content = f"<@{job.user_id}> your video is ready!"
+            content = self._ready(job)
             if size > limit:
                 video, fitted_size = await self._shrink(job, video, size, limit)
                 if video is None:
@@ -375,14 +417,27 @@ class Delivery(commands.Cog):
             size = await self._download(job, picture)
             failpoint("after_download")
             limit = await self._upload_limit(job) - UPLOAD_HEADROOM
-            content = f"<@{job.user_id}> your picture is ready!"
+            content = self._ready(job)
             if size > limit:
                 expires = ts((job.finished_at or time.time()) + STILL_LINK_LIFETIME)
-                content += (
-                    f" It is too big to attach here; see it (until {expires}): {job.video_url}"
+                content = render(
+                    self._result_locale(job),
+                    "result.picture_too_big",
+                    user=f"<@{job.user_id}>",
+                    expires=expires,
+                    url=job.video_url,
                 )
                 picture = None
             return await self._send_anywhere(job, content, picture, None)
+
+    def _result_locale(self, job: Job) -> str:
+        """A result's language: the requester's for a private one (a DM), else the server's."""
+        return self._dm_locale(job) if job.private else self.locale(job)
+
+    def _ready(self, job: Job) -> str:
+        """The text above a finished result."""
+        key = "result.picture_ready" if job.mode == Mode.STILL else "result.video_ready"
+        return render(self._result_locale(job), key, user=f"<@{job.user_id}>")
 
     async def _cover(self, job: Job, dest: Path, room: int) -> Path | None:
         """The provider's cover image, if there is one and it fits beside the video."""
@@ -417,18 +472,14 @@ class Delivery(commands.Cog):
                 )
             except UnsafeURLError as exc:  # retrying cannot make the link safe
                 log.warning("job %d: result link refused: %s", job.id, exc)
-                raise Undeliverable(
-                    "the video service's download link was refused as unsafe "
-                    "(it leads to a private or local address)"
-                ) from None
+                raise Undeliverable(Msg("undeliverable.unsafe_link")) from None
             except TooLargeError:
-                raise Undeliverable("the finished video is larger than the bot accepts") from None
+                raise Undeliverable(Msg("undeliverable.too_large")) from None
             except BotError as exc:
                 log.warning("job %d: download attempt %d failed: %s", job.id, attempt, exc)
                 if attempt == DOWNLOAD_ATTEMPTS:
-                    raise Undeliverable(
-                        f"the finished video could not be downloaded ({_reason(exc)})"
-                    ) from None
+                    reason = _reason(exc)
+                    raise Undeliverable(msg("undeliverable.download", reason=reason)) from None
                 # Backoff before retrying the provider's CDN, on the engine's retry schedule.
                 await asyncio.sleep(self.engine.schedule.retry_delay(attempt))
         raise AssertionError("unreachable")
@@ -465,10 +516,14 @@ class Delivery(commands.Cog):
     def _link_text(self, job: Job, size: int, limit: int) -> str:
         """The message for a video that cannot be uploaded here."""
         expires = ts((job.finished_at or time.time()) + LINK_LIFETIME)
-        return (
-            f"<@{job.user_id}> your video is ready, but at {format_size(size)} it is above this "
-            f"channel's {format_size(limit)} upload limit even after compressing. "
-            f"Download it here (the link expires {expires}): {job.video_url}"
+        return render(
+            self._result_locale(job),
+            "result.video_link",
+            user=f"<@{job.user_id}>",
+            size=format_size(size),
+            limit=format_size(limit),
+            expires=expires,
+            url=job.video_url,
         )
 
     async def _send_anywhere(
@@ -491,11 +546,13 @@ class Delivery(commands.Cog):
             )
         try:
             user = await self.bot.fetch_user(job.user_id)
-            dm_text = f"I could not post in <#{job.channel_id}>, so here is your video.\n" + content
+            where = f"<#{job.channel_id}>"
+            dm_text = render(self.locale(job), "dm.fallback", channel=where) + "\n" + content
             await self._send(job, await user.create_dm(), dm_text, video, cover)
         except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
             log.warning("job %d: DM to user %d failed too (%s)", job.id, job.user_id, exc)
-            raise Undeliverable(f"{why_not_channel}, and {_dm_reason(exc)}") from None
+            both = msg("undeliverable.both", channel=why_not_channel, dm=_dm_reason(exc))
+            raise Undeliverable(both) from None
         return None
 
     async def _send_private(
@@ -507,7 +564,10 @@ class Delivery(commands.Cog):
         back = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}"
         try:
             user = await self.bot.fetch_user(job.user_id)
-            text = f"{content}\nYou asked for it in <#{job.channel_id}> ({back})."
+            asked = render(
+                self._dm_locale(job), "dm.asked_in", channel=f"<#{job.channel_id}>", link=back
+            )
+            text = f"{content}\n{asked}"
             await self._send(job, await user.create_dm(), text, video, cover)
             return None
         except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
@@ -515,10 +575,13 @@ class Delivery(commands.Cog):
                 "job %d: private result, DM to user %d failed (%s)", job.id, job.user_id, exc
             )
             reason = _dm_reason(exc)
-        await self.engine.set_delivery_note(job.id, f"could not DM you: {reason}")
-        note = (
-            f"<@{job.user_id}> your {noun(job)} #{job.id} is ready, but I could not DM you. "
-            "`/jobs` has the reason and a private download link."
+        await self.engine.set_delivery_note(job.id, msg("dm.note_failed", reason=reason))
+        note = render(
+            self.locale(job),
+            "result.dm_closed",
+            user=f"<@{job.user_id}>",
+            noun=noun(job),
+            id=job.id,
         )
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
@@ -537,7 +600,7 @@ class Delivery(commands.Cog):
     ) -> discord.Message:
         """One send with a nonce (Discord answers a repeat with the first message), retried
         on server and network errors; the last error is raised when every attempt failed."""
-        embed = result_embed(job)
+        embed = result_embed(self._result_locale(job), job)
         if job.mode == Mode.STILL and video is not None:
             embed.set_image(url=f"attachment://{_result_name(job)}")
         if cover is not None:
@@ -548,7 +611,7 @@ class Delivery(commands.Cog):
                     content,
                     embed=embed,
                     files=_files(job, video, cover),
-                    view=result_view(job),
+                    view=result_view(job, self._result_locale(job)),
                     allowed_mentions=only(job.user_id),
                     nonce=f"job-{job.id}",
                 )
@@ -586,28 +649,28 @@ def _reason(exc: BotError) -> str:
     return getattr(exc, "reason", None) or type(exc).__name__
 
 
-def _channel_reason(exc: BaseException) -> str:
+def _channel_reason(exc: BaseException) -> Msg:
     """Why the channel did not take the video, for /jobs."""
     if isinstance(exc, discord.NotFound):
-        return "the channel no longer exists"
+        return Msg("undeliverable.channel_gone")
     if isinstance(exc, discord.Forbidden):
-        return "the bot may not post or attach files in the channel"
+        return Msg("undeliverable.channel_forbidden")
     if isinstance(exc, discord.DiscordServerError):
-        return f"Discord kept failing to take the upload (HTTP {exc.status})"
+        return msg("undeliverable.discord_failing", status=exc.status)
     if isinstance(exc, discord.HTTPException):
-        return f"Discord refused the upload (HTTP {exc.status})"
-    return "Discord could not be reached to post the video"
+        return msg("undeliverable.discord_refused", status=exc.status)
+    return Msg("undeliverable.discord_unreachable")
 
 
-def _dm_reason(exc: BaseException) -> str:
+def _dm_reason(exc: BaseException) -> Msg:
     """Why the DM fallback failed, for /jobs."""
     if isinstance(exc, discord.Forbidden):
-        return "the requester cannot be sent direct messages"
+        return Msg("undeliverable.dm_closed")
     if isinstance(exc, discord.NotFound):
-        return "the requester's account is gone"
+        return Msg("undeliverable.account_gone")
     if isinstance(exc, discord.HTTPException):
-        return f"the direct message failed too (HTTP {exc.status})"
-    return "the direct message could not be sent either"
+        return msg("undeliverable.dm_failed", status=exc.status)
+    return Msg("undeliverable.dm_unreachable")
 
 
 def _fresh_dir(path: Path) -> None:

@@ -5,39 +5,51 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from discord import app_commands
-
 from bot.defaults import NAMES, OPTION_NAMES, MemberDefaults
 from bot.engine import PROVIDER_OPTION
+from bot.i18n import Msg, render
 from bot.model_facts import ModelFacts, span
 from bot.models import VIDEO_MODES, Mode
 from bot.policy import cost_of
-from cogs.common import PROVIDER_LABELS, duration_text
+from cogs.common import duration_text, provider_name
+from cogs.translator import choice
 from storage.moderation import CostRule
 
 MESSAGE_MAX = 2000
 
 
-def model_block(facts: ModelFacts, seconds: float) -> str:
+def model_block(locale: str, facts: ModelFacts, seconds: float) -> str:
     """A model's modes, durations, sizes, audio, pictures and typical time, in a few lines."""
-    sizes = span(facts.sizes) if facts.sizes else (facts.resolution or "set by the model")
-    audio = "yes" if facts.audio else "no"
+    if facts.sizes:
+        sizes: str = span(facts.sizes)
+    else:
+        sizes = facts.resolution or render(locale, "help.sizes_by_model")
     lines = [
-        f"**{facts.name}** ({PROVIDER_LABELS.get(facts.provider, facts.provider)}) · "
+        f"**{facts.name}** ({provider_name(locale, facts.provider)}) · "
         + ", ".join(m.value for m in facts.modes),
-        f"  {span(facts.durations)} s · size {sizes} · audio {audio} · "
-        f"typically {duration_text(seconds)}",
+        render(
+            locale,
+            "help.model_line",
+            durations=span(facts.durations),
+            sizes=sizes,
+            audio=Msg("help.yes" if facts.audio else "help.no"),
+            typical=duration_text(locale, seconds),
+        ),
     ]
     if any(m is not Mode.TEXT for m in facts.modes):
-        lines.append(f"  pictures: {facts.pictures}")
+        rules = ", ".join(render(locale, rule) for rule in facts.pictures)
+        lines.append(render(locale, "help.pictures", pictures=rules))
     return "\n".join(lines)
 
 
 def costs_block(
-    facts: Sequence[ModelFacts], enabled: Mapping[str, bool], rules: list[CostRule]
+    locale: str,
+    facts: Sequence[ModelFacts],
+    enabled: Mapping[str, bool],
+    rules: list[CostRule],
 ) -> str:
     """This server's enabled models and their costs (as made with the defaults, and per rule)."""
-    lines = ["**On this server** (credits per video; options left unset count at their default)"]
+    lines = [render(locale, "help.costs_head")]
     for model in facts:
         if enabled.get(model.name, True) is False:
             continue
@@ -49,7 +61,7 @@ def costs_block(
         lines.append(line + (f" ({'; '.join(extra)})" if extra else ""))
     off = [m.name for m in facts if enabled.get(m.name, True) is False]
     if off:
-        lines.append(f"Turned off here: {', '.join(off)}.")
+        lines.append(render(locale, "help.turned_off", models=", ".join(off)))
     return "\n".join(lines)
 
 
@@ -66,62 +78,50 @@ def pages(blocks: Sequence[str], limit: int = MESSAGE_MAX) -> list[str]:
 
 # --- /video defaults (and "your defaults" in /video help) ---------------------------------
 
-DEFAULTS_HELP = {
-    "text": "Your model for /video text",
-    "image": "Your model for /video image, and one picture in Animate image or a mention",
-    "frames": "Your model for /video frames, and two pictures as first and last frames",
-    "reference": "Your model for /video reference",
-    "quality": "Your quality, used where the model takes it",
-    "audio": "Add AI sound by default, where the model can",
-    "size": "Your size, used where the model takes it",
-    "duration": "Your length in seconds, used where the model takes it",
-    "fps": "Your frame rate, used where the model takes it",
-    "private": "Send your videos to you by direct message unless a command says otherwise",
-    "reset": "Forget one default, or all of them (the models' own apply again)",
-}
-RESET_NAMES = {
-    "text": "model for text",
-    "image": "model for image",
-    "frames": "model for frames",
-    "reference": "model for reference",
-}
-RESET_CHOICES = [app_commands.Choice(name="all of them", value="all")] + [
-    app_commands.Choice(name=RESET_NAMES.get(name, name), value=name) for name in NAMES
+RESET_CHOICES = [choice("choice.reset.all", "all")] + [
+    choice(f"choice.reset.{name}", name) for name in NAMES
 ]
 
 
-def _shown(value: Any) -> str:
+def _shown(locale: str, value: Any) -> str:
     """A default's value as members read it."""
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return render(locale, "defaults.on" if value else "defaults.off")
     return str(value)
 
 
-def value_label(label: str, modes: Sequence[Mode], own: bool) -> str:
+def _modes(locale: str, modes: Sequence[Mode]) -> str:
+    """Modes by their localized subcommand names."""
+    return ", ".join(render(locale, f"name.cmd.video.{m}") for m in modes)
+
+
+def value_label(locale: str, label: str, modes: Sequence[Mode], own: bool) -> str:
     """An autocomplete choice of /video defaults: the value, where it would be used, if yours."""
-    where = ", ".join(m.value for m in modes) or "none of your models"
-    return f"{label} · {where}" + (" (yours)" if own else "")
+    where = _modes(locale, modes) or render(locale, "defaults.fits_none")
+    key = "defaults.value_label_own" if own else "defaults.value_label"
+    return render(locale, key, label=label, modes=where)
 
 
-def defaults_block(mine: MemberDefaults, used: Mapping[str, Sequence[Mode]]) -> str:
+def defaults_block(locale: str, mine: MemberDefaults, used: Mapping[str, Sequence[Mode]]) -> str:
     """A member's defaults: the model per mode, each option set and where it is used, privacy."""
     models = " · ".join(
-        f"{mode.value} **{mine.model_for(mode)}**" + ("" if mine.own_model(mode) else " (usual)")
+        render(
+            locale,
+            "defaults.model_own" if mine.own_model(mode) else "defaults.model_usual",
+            mode=Msg(f"name.cmd.video.{mode}"),
+            model=mine.model_for(mode),
+        )
         for mode in VIDEO_MODES
     )
-    lines = [
-        "**Your defaults on this server** (what you type in a command wins; what is not set "
-        "here is the model's own default)",
-        f"Models: {models}",
-    ]
+    lines = [render(locale, "defaults.head"), render(locale, "defaults.models", models=models)]
     for option, value in mine.options().items():
-        where = ", ".join(m.value for m in used.get(option, ()))
-        use = f"used in {where}" if where else "fits none of your models now, so it is not used"
-        lines.append(f"• {option}: `{_shown(value)}` ({use})")
-    unset = [o for o in OPTION_NAMES if o not in mine.options()]
+        where = _modes(locale, used.get(option, ()))
+        key = "defaults.option_used" if where else "defaults.option_unused"
+        name = Msg(f"name.opt.{option}")
+        lines.append(render(locale, key, option=name, value=_shown(locale, value), modes=where))
+    unset = [render(locale, f"name.opt.{o}") for o in OPTION_NAMES if o not in mine.options()]
     if unset:
-        lines.append(f"Not set (each model's own): {', '.join(unset)}")
-    where = "sent to you by direct message" if mine.private else "posted in the channel"
-    lines.append(f"Results: {where}.")
-    lines.append("Change them with `/video defaults`; forget one with its `reset` option.")
+        lines.append(render(locale, "defaults.unset", options=", ".join(unset)))
+    lines.append(render(locale, "defaults.results_dm" if mine.private else "defaults.results_here"))
+    lines.append(render(locale, "defaults.change"))
     return "\n".join(lines)

@@ -19,7 +19,8 @@ from bot.errors import InputError, NotAllowedError
 from bot.models import DEFAULT_MODEL, Mode, VideoOptions
 from cogs.buttons import StillButton
 from cogs.common import fetch_images
-from cogs.replies import say
+from cogs.replies import member_locale, say_text
+from cogs.translator import choice, describe, described
 from storage.rows import Job
 
 if TYPE_CHECKING:
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
 
 Choice = app_commands.Choice
 StillPrompt = app_commands.Range[str, 1, stills.PROMPT_MAX]
-MODEL_CHOICES = [Choice(name=m.label, value=m.name) for m in stills.STILL_MODELS.values()]
-QUALITY_CHOICES = [Choice(name=q.value, value=q.value) for q in stills.StillQuality]
+MODEL_CHOICES = [
+    choice(f"choice.still_model.{m.name}", m.name) for m in stills.STILL_MODELS.values()
+]
+QUALITY_CHOICES = [choice(f"choice.still_quality.{q.value}", q.value) for q in stills.StillQuality]
 
 
 def animate_prompt(prompt: str | None) -> str | None:
@@ -43,10 +46,7 @@ def pick_animate_model(offered: list[str], own: str | None = None) -> str:
     """The member's image model (else the menu's usual one) if the server offers it, else the
     first offered one."""
     if not offered:
-        raise NotAllowedError(
-            "No image-to-video model is turned on on this server, so a still cannot be "
-            "animated here. Ask a moderator (`/videoadmin models enable`)."
-        )
+        raise NotAllowedError("still.animate_none")
     default = DEFAULT_MODEL[Mode.IMAGE]
     return next((m for m in (own, default) if m in offered), offered[0])
 
@@ -60,14 +60,9 @@ class Stills(commands.Cog):
         self.bot = bot
         self.engine = bot.resources.engine
 
-    @app_commands.command(name="image", description="Make a still picture from a prompt")
+    @app_commands.command(name="image", description=described("cmd.image.desc"))
     @app_commands.guild_only()
-    @app_commands.describe(
-        prompt=f"Describe the picture (up to {stills.PROMPT_MAX} characters)",
-        model=f"Which picture model (default {stills.DEFAULT_STILL_MODEL})",
-        size="Width x height: pick one or type e.g. 1280x1280",
-        quality="hd (detailed) or standard (faster); the model's default if empty",
-    )
+    @app_commands.describe(**describe("image", "prompt", "model", "size", "quality"))
     @app_commands.choices(model=MODEL_CHOICES, quality=QUALITY_CHOICES)
     async def image(
         self,
@@ -111,12 +106,9 @@ class Stills(commands.Cog):
         """Animate, Re-roll or Details on a posted still."""
         job = await self.engine.job(job_id)
         if job is None:
-            raise InputError(
-                "That picture is no longer known to the bot (its record was cleared). "
-                "Use `/image` to make a new one; `/jobs` lists yours."
-            )
+            raise InputError("still.forgotten")
         if action == "details":
-            await say(interaction, self.video._details(job))
+            await say_text(interaction, self.video._details(member_locale(interaction), job))
         elif action == "reroll":
             await self.video.on_job_button(interaction, "reroll", job_id)
         else:
@@ -130,7 +122,7 @@ class Stills(commands.Cog):
             if a.filename.lower().endswith(".png")
         ]
         if not pictures:
-            raise InputError("This message has no picture file left to animate.")
+            raise InputError("still.no_file")
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = interaction.guild_id or job.guild_id
         mine = await self.engine.member_defaults(guild_id, interaction.user.id)

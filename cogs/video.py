@@ -22,8 +22,9 @@ from bot.defaults import MemberDefaults
 from bot.engine import DM_FAILED, Engine, JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
+from bot.i18n import DEFAULT_LOCALE, Msg, msg, render
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
-from bot.models import DEFAULT_MODEL, OPTION_HELP, Mode, VideoOptions
+from bot.models import DEFAULT_MODEL, OPTION_NAMES, Mode, VideoOptions
 from cogs.buttons import CancelButton, JobButton, ListedCancelButton, jobs_view
 from cogs.common import (
     IMAGE_SUFFIXES,
@@ -33,17 +34,18 @@ from cogs.common import (
     check_attachments,
     describe_options,
     fetch_images,
-    inert,
     jump_url,
     noun,
+    noun_title,
     only,
     provider_label,
     safe_prompt,
+    server_locale,
     short,
+    stored_text,
     ts,
 )
 from cogs.help import (
-    DEFAULTS_HELP,
     RESET_CHOICES,
     costs_block,
     defaults_block,
@@ -51,7 +53,8 @@ from cogs.help import (
     pages,
     value_label,
 )
-from cogs.replies import report_error, say
+from cogs.replies import member_locale, report_error, say, say_text, tr
+from cogs.translator import describe, described
 from storage.credits import next_reset
 from storage.rows import Job
 from storage.states import CANCELLABLE, ENDED_BADLY, JobState
@@ -66,35 +69,37 @@ log = logging.getLogger(__name__)
 Choice = app_commands.Choice
 Prompt = app_commands.Range[str, 1, models.PROMPT_MAX]
 MAX_RESULT_FOR_EXTEND = 512 * 1024 * 1024
-ACCEPTED = "✅ Accepted as {noun} #{id}. I will post it here and mention you when it is ready."
-ACCEPTED_PRIVATE = (
-    "✅ Accepted as {noun} #{id}. I will send it to you by direct message when it is ready "
-    "(nothing is posted here)."
-)
-PRIVATE_HELP = "Send the video to you by direct message instead of posting it here"
-CANCELLED = "Video #{id} was cancelled; your {cost} credit(s) were refunded."
+ACCEPTED = "reply.accepted"
+ACCEPTED_PRIVATE = "reply.accepted_private"
 Pictures = Callable[[], Awaitable[Sequence[bytes]]]
+ANIMATE_MENU = render(DEFAULT_LOCALE, "name.menu.animate_image")  # localized by the translator
 
 
-def _label(option: str, value: Any) -> str:
+def _label(locale: str, option: str, value: Any) -> str:
     """How a choice reads in Discord's picker."""
     if option == "duration":
-        return f"{value} seconds"
+        return render(locale, "choice.seconds", count=value)
     if option == "fps":
-        return f"{value} fps"
+        return render(locale, "choice.fps", fps=value)
     return str(value)
 
 
-def _choice_label(option: str, value: Any, default: Any, own: Any = None) -> str:
+def _choice_label(locale: str, option: str, value: Any, default: Any, own: Any = None) -> str:
     """A choice as the picker shows it: the member's own default marked, else the model's."""
-    label = _label(option, value)
+    label = _label(locale, option, value)
     if own is not None:
-        return f"{label} (your default)" if value == own else label
-    return f"{label} (default)" if value == default else label
+        return render(locale, "choice.your_default", label=label) if value == own else label
+    return render(locale, "choice.default", label=label) if value == default else label
 
 
 def option_choices(
-    engine: Engine, model: str, option: str, mode: Mode, typed: str, own: Any = None
+    engine: Engine,
+    model: str,
+    option: str,
+    mode: Mode,
+    typed: str,
+    locale: str = DEFAULT_LOCALE,
+    own: Any = None,
 ) -> list[Choice[Any]]:
     """Autocomplete: the values `model` takes for `option` in `mode` (the model table, or the
     provider catalog for gateway models) that match what was typed; none if it has no such
@@ -108,7 +113,7 @@ def option_choices(
     if own is not None and not engine.takes(model, option, own, mode):
         own = None  # the member's default is not used with this model: the model's is
     wanted = typed.strip().lower()
-    labelled = [(_choice_label(option, v, default, own), v) for v in values or ()]
+    labelled = [(_choice_label(locale, option, v, default, own), v) for v in values or ()]
     return [Choice(name=n, value=v) for n, v in labelled if wanted in n.lower()][:25]
 
 
@@ -122,7 +127,8 @@ def option_autocomplete(mode: Mode, option: str) -> Callable[..., Awaitable[list
         mine = await engine.member_defaults(interaction.guild_id or 0, interaction.user.id)
         model = getattr(interaction.namespace, "model", None) or mine.model_for(mode)
         own = mine.options().get(option)
-        return option_choices(engine, str(model), option, mode, current, own)
+        locale = member_locale(interaction)
+        return option_choices(engine, str(model), option, mode, current, locale, own)
 
     return complete
 
@@ -143,7 +149,7 @@ def defaults_autocomplete(option: str) -> Callable[..., Awaitable[list[Choice[An
     models (those typed in the same command first) take, each with where it would be used."""
 
     async def complete(interaction: discord.Interaction, current: str) -> list[Choice[Any]]:
-        """Values of the member's models."""
+        """Values of the member's models, in the member's language."""
         engine = interaction.client.resources.engine  # type: ignore[attr-defined]
         mine = await engine.member_defaults(interaction.guild_id or 0, interaction.user.id)
         typed_models = {
@@ -151,9 +157,10 @@ def defaults_autocomplete(option: str) -> Callable[..., Awaitable[list[Choice[An
         }
         mine = mine.changed({k: v for k, v in typed_models.items() if v})
         own = mine.options().get(option)
+        locale = member_locale(interaction)
         wanted = current.strip().lower()
         labelled = [
-            (value_label(_label(option, v), modes, v == own), v)
+            (value_label(locale, _label(locale, option, v), modes, v == own), v)
             for v, modes in defaults.offered_values(mine, option, engine)
         ]
         return [Choice(name=n, value=v) for n, v in labelled if wanted in n.lower()][:25]
@@ -180,10 +187,7 @@ def check_frame_count(model: str, count: int) -> None:
     if count >= low:
         return
     one = [m for m in models.models_for(Mode.FRAMES) if models.image_count(m, Mode.FRAMES)[0] <= 1]
-    raise InputError(
-        f"{model} needs a first and a last frame: attach `last`, "
-        f"or pick {' or '.join(one)} to start from one picture. Nothing was charged."
-    )
+    raise InputError("frames.needs_last", model=model, models=", ".join(one))
 
 
 def model_matches(offered: Sequence[str], current: str) -> list[Choice[str]]:
@@ -207,75 +211,82 @@ def image_attachments(message: discord.Message) -> list[discord.Attachment]:
     ]
 
 
-def _private_line(job: Job) -> str:
+def _private_line(locale: str, job: Job) -> str:
     """Where a private result went: the DMs, or (DMs closed) why not and its download link."""
     if job.error_code != DM_FAILED:
-        return " · sent to you by direct message"
-    link = f" · [download]({job.video_url})" if job.video_url else ""
-    return f" · {inert(job.error_message, 200)}{link}"
+        return " · " + render(locale, "jobs.sent_by_dm")
+    link = " · " + render(locale, "jobs.download", url=job.video_url) if job.video_url else ""
+    return f" · {stored_text(locale, job.error_message, 200)}{link}"
 
 
 class ConfirmCost(discord.ui.View):
     """Spend N credits? Only the requester can answer."""
 
-    def __init__(self, user_id: int, cost: int) -> None:
+    def __init__(self, user_id: int, cost: int, locale: str) -> None:
         super().__init__(timeout=120)
         self.user_id = user_id
+        self.locale = locale
         self.confirmed = False
-        self.spend.label = f"Spend {cost} credits"
+        self.spend.label = render(locale, "cost.spend", count=cost)
+        self.cancel.label = render(locale, "button.cancel")
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Only the requester decides."""
         if interaction.user.id != self.user_id:
-            await say(interaction, "This question is for the person who asked for the video.")
+            await say(interaction, "question.not_yours")
             return False
         return True
 
-    @discord.ui.button(label="Spend", style=discord.ButtonStyle.primary, custom_id="cost:spend")
+    @discord.ui.button(
+        label="Spend", style=discord.ButtonStyle.primary, custom_id="cost:spend"
+    )  # i18n: set in __init__
     async def spend(
         self, interaction: discord.Interaction, _: discord.ui.Button[ConfirmCost]
     ) -> None:
         """Go ahead."""
         self.confirmed = True
-        await interaction.response.edit_message(content="Starting…", view=None)
+        starting = render(self.locale, "cost.starting")
+        await interaction.response.edit_message(content=starting, view=None)
         self.stop()
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="cost:cancel")
+    @discord.ui.button(
+        label="Cancel", style=discord.ButtonStyle.secondary, custom_id="cost:cancel"
+    )  # i18n: set in __init__
     async def cancel(
         self, interaction: discord.Interaction, _: discord.ui.Button[ConfirmCost]
     ) -> None:
         """Do not spend anything."""
-        await interaction.response.edit_message(
-            content="Cancelled; nothing was charged.", view=None
-        )
+        cancelled = render(self.locale, "cost.cancelled")
+        await interaction.response.edit_message(content=cancelled, view=None)
         self.stop()
 
 
-async def confirm_cost(send: Callable[..., Awaitable[Any]], user_id: int, cost: int) -> bool:
+async def confirm_cost(
+    send: Callable[..., Awaitable[Any]], user_id: int, cost: int, locale: str
+) -> bool:
     """Show the cost before accepting; True if the requester agreed within two minutes."""
-    view = ConfirmCost(user_id, cost)
-    text = f"This video costs **{cost} credits** on this server. Go ahead?"
-    message = await send(text, view=view)
+    view = ConfirmCost(user_id, cost, locale)
+    message = await send(render(locale, "cost.question", count=cost), view=view)
     if await view.wait() and message is not None:
-        await message.edit(content="No answer in two minutes; nothing was charged.", view=None)
+        await message.edit(content=render(locale, "cost.no_answer"), view=None)
     return view.confirmed
 
 
-class PromptModal(discord.ui.Modal, title="Animate image"):
-    """Asks for the prompt of an Animate image request."""
+class PromptModal(discord.ui.Modal):
+    """Asks for the prompt of an Animate image request (in the member's language)."""
 
-    prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-        label="Prompt (optional)",
-        style=discord.TextStyle.paragraph,
-        required=False,
-        max_length=models.PROMPT_MAX,
-        placeholder="What should happen in the video?",
-    )
-
-    def __init__(self, cog: Video, attachments: Sequence[discord.Attachment]) -> None:
-        super().__init__()
+    def __init__(self, cog: Video, attachments: Sequence[discord.Attachment], locale: str) -> None:
+        super().__init__(title=render(locale, "modal.animate.title"))
         self.cog = cog
         self.attachments = attachments
+        self.prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
+            label=render(locale, "modal.animate.prompt"),
+            style=discord.TextStyle.paragraph,
+            required=False,
+            max_length=models.PROMPT_MAX,
+            placeholder=render(locale, "modal.animate.placeholder"),
+        )
+        self.add_item(self.prompt)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         """Ask privately which model, then start the request with the typed prompt."""
@@ -290,8 +301,9 @@ class PromptModal(discord.ui.Modal, title="Animate image"):
         picks = await self.cog.animate_picks(
             interaction.guild_id or 0, interaction.user.id, len(self.attachments)
         )
-        view = ModelQuestion(interaction.user.id, picks, len(self.attachments), go)
-        text = question_text(len(self.attachments))
+        locale = member_locale(interaction)
+        view = ModelQuestion(interaction.user.id, picks, len(self.attachments), go, locale)
+        text = question_text(locale, len(self.attachments))
         await interaction.response.send_message(text, view=view, ephemeral=True)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
@@ -302,37 +314,37 @@ class PromptModal(discord.ui.Modal, title="Animate image"):
 # What pictures can be in the Animate menu and mentions: 1 → animated; 2 → first and last
 # frames, or references; 3 → references.
 ANIMATE_MODES = {1: (Mode.IMAGE,), 2: (Mode.FRAMES, Mode.REFERENCE), 3: (Mode.REFERENCE,)}
-AS_WORDS = {Mode.FRAMES: "as first and last frames", Mode.REFERENCE: "as references"}
+AS_WORDS = {Mode.FRAMES: "animate.as_frames", Mode.REFERENCE: "animate.as_references"}
 QUESTION_MINUTES = 10  # the question is an in-memory view: a restart forgets it (ask again)
 Pick = tuple[Mode, str]
 Go = Callable[[discord.Interaction, Mode, str], Awaitable[None]]
 
 
-def pick_label(mode: Mode, model: str, count: int) -> str:
+def pick_label(locale: str, mode: Mode, model: str, count: int) -> str:
     """How a (mode, model) reads in the question."""
-    return f"{model} · {AS_WORDS[mode]}" if count > 1 else model
+    return f"{model} · {render(locale, AS_WORDS[mode])}" if count > 1 else model
 
 
-def question_text(count: int) -> str:
+def question_text(locale: str, count: int) -> str:
     """The private question of the Animate menu and mentions."""
-    what = "these pictures" if count > 1 else "this picture"
-    return (
-        f"Which model should animate {what}? The usual one is picked: press **Make it** to go "
-        f"(this question stays open {QUESTION_MINUTES} minutes)."
-    )
+    return render(locale, "animate.question", count=count, minutes=QUESTION_MINUTES)
 
 
 class ModelQuestion(discord.ui.View):
     """Which model (and, for two pictures, frames or references)? Only the requester answers;
     the default is picked, so one click on "Make it" goes. Lives 10 minutes in memory."""
 
-    def __init__(self, user_id: int, picks: Sequence[Pick], count: int, go: Go) -> None:
+    def __init__(
+        self, user_id: int, picks: Sequence[Pick], count: int, go: Go, locale: str
+    ) -> None:
         super().__init__(timeout=QUESTION_MINUTES * 60)
         self.user_id, self.picks, self.go_on = user_id, list(picks), go
         self.chosen = self.picks[0]
+        self.pick.placeholder = render(locale, "animate.model")
+        self.go.label = render(locale, "animate.make_it")
         self.pick.options = [
             discord.SelectOption(
-                label=pick_label(mode, model, count),
+                label=pick_label(locale, mode, model, count),
                 value=f"{mode.value}:{model}",
                 default=n == 0,
             )
@@ -342,11 +354,11 @@ class ModelQuestion(discord.ui.View):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Only the requester decides."""
         if interaction.user.id != self.user_id:
-            await say(interaction, "This question is for the person who asked for the video.")
+            await say(interaction, "question.not_yours")
             return False
         return True
 
-    @discord.ui.select(custom_id="animate:pick", placeholder="Model")
+    @discord.ui.select(custom_id="animate:pick")
     async def pick(
         self, interaction: discord.Interaction, select: discord.ui.Select[ModelQuestion]
     ) -> None:
@@ -355,7 +367,7 @@ class ModelQuestion(discord.ui.View):
         self.chosen = (Mode(mode), model)
         await interaction.response.defer()
 
-    @discord.ui.button(label="Make it", style=discord.ButtonStyle.primary, custom_id="animate:go")
+    @discord.ui.button(style=discord.ButtonStyle.primary, custom_id="animate:go")
     async def go(
         self, interaction: discord.Interaction, _: discord.ui.Button[ModelQuestion]
     ) -> None:
@@ -376,15 +388,16 @@ class Entry:
 
     ask: Callable[..., Awaitable[Any]]  # sends the private cost question (a message with a view)
     pictures: Pictures | None = None  # fetched only once the quote is confirmed
-    tell: Callable[[str], Awaitable[Any]] | None = None  # the private acknowledgement
+    tell: Callable[[Msg], Awaitable[Any]] | None = None  # the private acknowledgement
     reference: discord.Message | None = None  # the status message replies to it
+    locale: str = DEFAULT_LOCALE  # the language of the questions (the member's)
 
 
 class Video(commands.Cog):
     """Members' commands: every model mode, quota, jobs, the menu and the mention handler."""
 
     video = app_commands.Group(
-        name="video", description="Make a short video with Z.AI", guild_only=True
+        name="video", description=described("cmd.video.desc"), guild_only=True
     )
 
     delivery: Delivery  # wired by VideoBot.wire
@@ -393,7 +406,7 @@ class Video(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
         self.engine = bot.resources.engine
-        self.menu = app_commands.ContextMenu(name="Animate image", callback=self.animate)
+        self.menu = app_commands.ContextMenu(name=ANIMATE_MENU, callback=self.animate)
         self.menu.guild_only = True
 
     async def cog_load(self) -> None:
@@ -413,7 +426,7 @@ class Video(commands.Cog):
         """
         quote = await quoting
         user_id = quote.request.user_id
-        if quote.cost > 1 and not await confirm_cost(entry.ask, user_id, quote.cost):
+        if quote.cost > 1 and not await confirm_cost(entry.ask, user_id, quote.cost, entry.locale):
             return None
         images = await entry.pictures() if entry.pictures is not None else ()
         job = await self.engine.accept(quote, images)
@@ -434,7 +447,7 @@ class Video(commands.Cog):
             return
         try:
             accepted = ACCEPTED_PRIVATE if job.private else ACCEPTED
-            await entry.tell(accepted.format(noun=noun(job), id=job.id))
+            await entry.tell(msg(accepted, noun=noun(job), id=job.id))
         except Exception as exc:
             log.warning("job %d: could not acknowledge the request: %r", job.id, exc)
 
@@ -443,7 +456,7 @@ class Video(commands.Cog):
     ) -> Entry:
         """An interaction's entry: question and acknowledgement privately, as follow-ups."""
         ask = partial(interaction.followup.send, ephemeral=True, wait=True)
-        return Entry(ask, pictures, partial(say, interaction))
+        return Entry(ask, pictures, partial(say, interaction), locale=member_locale(interaction))
 
     async def start(
         self,
@@ -481,12 +494,9 @@ class Video(commands.Cog):
 
     # --- slash commands -------------------------------------------------------------------
 
-    @video.command(name="text", description="Turn a prompt into a short video")
+    @video.command(name="text", description=described("cmd.video.text.desc"))
     @app_commands.describe(
-        prompt="Describe the video (up to 512 characters); or leave it out and attach `voice`",
-        voice="Say the prompt instead (a recording of at most 30 s); you see the text first",
-        private=PRIVATE_HELP,
-        **OPTION_HELP,
+        **describe("video.text", "prompt", "voice", "private", *OPTION_NAMES),
     )
     @app_commands.autocomplete(
         **autocompletes(
@@ -527,17 +537,20 @@ class Video(commands.Cog):
             await self.voice.from_slash(interaction, voice, template)
             return
         if not prompt:
-            raise InputError("Write a prompt, or attach a recording of it as `voice`.")
+            raise InputError("text.no_prompt")
         await self.start(
             interaction, Mode.TEXT, model, prompt, options, (), Origin.SLASH, private=private
         )
 
-    @video.command(name="image", description="Animate a picture")
+    @video.command(name="image", description=described("cmd.video.image.desc"))
     @app_commands.describe(
-        image="The picture that starts the video",
-        prompt="What should happen (optional)",
-        private=PRIVATE_HELP,
-        **{k: v for k, v in OPTION_HELP.items() if k not in ("style", "aspect_ratio")},
+        **describe(
+            "video.image",
+            "image",
+            "prompt",
+            "private",
+            *(o for o in OPTION_NAMES if o not in ("style", "aspect_ratio")),
+        )
     )
     @app_commands.autocomplete(
         **autocompletes(Mode.IMAGE, "quality", "size", "duration", "fps", "movement")
@@ -563,15 +576,9 @@ class Video(commands.Cog):
             interaction, Mode.IMAGE, model, prompt, options, pictures, Origin.SLASH, private=private
         )
 
-    @video.command(
-        name="frames", description="Make a video that goes from a first frame to a last frame"
-    )
+    @video.command(name="frames", description=described("cmd.video.frames.desc"))
     @app_commands.describe(
-        first="The first frame",
-        last="The last frame (optional for models that take one picture)",
-        prompt="What should happen (optional)",
-        private=PRIVATE_HELP,
-        **{k: v for k, v in OPTION_HELP.items() if k in FRAMES_OPTIONS + ("model",)},
+        **describe("video.frames", "first", "last", "prompt", "private", "model", *FRAMES_OPTIONS)
     )
     @app_commands.autocomplete(**autocompletes(Mode.FRAMES, "size", "duration", "fps", "movement"))
     async def frames(
@@ -606,19 +613,20 @@ class Video(commands.Cog):
             private=private,
         )
 
-    @video.command(
-        name="reference", description="Make a video with the subjects of 1 to 3 pictures"
-    )
+    @video.command(name="reference", description=described("cmd.video.reference.desc"))
     @app_commands.describe(
-        image1="A reference picture",
-        image2="Another reference picture (optional)",
-        image3="A third reference picture (optional)",
-        prompt="What should happen (optional)",
-        model=OPTION_HELP["model"],
-        aspect_ratio=OPTION_HELP["aspect_ratio"],
-        movement=OPTION_HELP["movement"],
-        audio=OPTION_HELP["audio"],
-        private=PRIVATE_HELP,
+        **describe(
+            "video.reference",
+            "image1",
+            "image2",
+            "image3",
+            "prompt",
+            "model",
+            "aspect_ratio",
+            "movement",
+            "audio",
+            "private",
+        )
     )
     @app_commands.autocomplete(**autocompletes(Mode.REFERENCE, "aspect_ratio", "movement"))
     async def reference(
@@ -648,14 +656,18 @@ class Video(commands.Cog):
             private=private,
         )
 
-    @video.command(name="help", description="What each model can do, and what it costs here")
+    @video.command(name="help", description=described("cmd.video.help.desc"))
     async def help_(self, interaction: discord.Interaction) -> None:
         """Per model its modes, durations, sizes, audio, pictures and time; this server's costs."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        for page in await self.help_pages(interaction.guild_id or 0, interaction.user.id):
-            await say(interaction, page)
+        locale = member_locale(interaction)
+        guild_id, user_id = interaction.guild_id or 0, interaction.user.id
+        for page in await self.help_pages(guild_id, locale, user_id):
+            await say_text(interaction, page)
 
-    async def help_pages(self, guild_id: int, user_id: int = 0) -> list[str]:
+    async def help_pages(
+        self, guild_id: int, locale: str = DEFAULT_LOCALE, user_id: int = 0
+    ) -> list[str]:
         """The help text in messages of at most 2000 characters (the member's defaults, then
         the server's costs, last)."""
         known = []
@@ -663,17 +675,19 @@ class Video(commands.Cog):
             provider = self.engine.provider_of(model)
             if provider is not None:
                 known.append(model_facts.facts(model, provider))
-        blocks = [model_block(f, self.engine.expected_seconds(f.name, f.defaults)) for f in known]
-        blocks.append(await self.defaults_text(guild_id, user_id))
+        blocks = [
+            model_block(locale, f, self.engine.expected_seconds(f.name, f.defaults)) for f in known
+        ]
+        blocks.append(await self.defaults_text(guild_id, user_id, locale))
         moderators = self.engine.moderators
         enabled = await moderators.model_rules(guild_id)
-        blocks.append(costs_block(known, enabled, await moderators.costs(guild_id)))
+        blocks.append(costs_block(locale, known, enabled, await moderators.costs(guild_id)))
         return pages(blocks)
 
     # --- /video defaults ------------------------------------------------------------------
 
-    @video.command(name="defaults", description="See or set your own defaults on this server")
-    @app_commands.describe(**DEFAULTS_HELP)
+    @video.command(name="defaults", description=described("cmd.video.defaults.desc"))
+    @app_commands.describe(**describe("video.defaults", *defaults.NAMES, "reset"))
     @app_commands.choices(reset=RESET_CHOICES)
     @app_commands.autocomplete(
         **{name: default_model_autocomplete(mode) for name, mode in defaults.MODEL_NAMES.items()},
@@ -700,19 +714,20 @@ class Video(commands.Cog):
         changes = {n: v for n, v in zip(defaults.NAMES, given, strict=True) if v is not None}
         forget = () if reset is None else (defaults.NAMES if reset == "all" else (reset,))
         await self.engine.set_member_defaults(guild_id, user_id, changes, forget)
-        await say(interaction, await self.defaults_text(guild_id, user_id))
+        shown = await self.defaults_text(guild_id, user_id, member_locale(interaction))
+        await say_text(interaction, shown)
 
-    async def defaults_text(self, guild_id: int, user_id: int) -> str:
+    async def defaults_text(self, guild_id: int, user_id: int, locale: str) -> str:
         """A member's defaults on a server, each option with the modes it is used in."""
         mine: MemberDefaults = await self.engine.member_defaults(guild_id, user_id)
         used = {
             option: defaults.fitting_modes(mine, option, value, self.engine)
             for option, value in mine.options().items()
         }
-        return defaults_block(mine, used)
+        return defaults_block(locale, mine, used)
 
-    @video.command(name="cancel", description="Cancel one of your videos that has not started yet")
-    @app_commands.describe(job="The video's number (the list shows those you can cancel)")
+    @video.command(name="cancel", description=described("cmd.video.cancel.desc"))
+    @app_commands.describe(**describe("video.cancel", "job"))
     async def cancel(
         self, interaction: discord.Interaction, job: app_commands.Range[int, 1]
     ) -> None:
@@ -725,9 +740,14 @@ class Video(commands.Cog):
     ) -> list[Choice[int]]:
         """The caller's jobs that can still be cancelled, newest first."""
         jobs = await self.engine.cancellable_jobs(interaction.guild_id or 0, interaction.user.id)
+        state = partial(render, member_locale(interaction))
         return [
             Choice(
-                name=short(f"#{j.id} · {j.state} · {_one_line(j.prompt or j.model)}", 100),
+                name=short(
+                    f"#{j.id} · {state(f'state.{j.state.value}')} · "
+                    + _one_line(j.prompt or j.model),
+                    100,
+                ),
                 value=j.id,
             )
             for j in jobs
@@ -737,13 +757,15 @@ class Video(commands.Cog):
     async def cancel_job(self, interaction: discord.Interaction, job_id: int) -> None:
         """Cancel for its requester (Cancel button or /video cancel), refunded once."""
         job = await self.engine.cancel(job_id, interaction.user.id)
-        await say(interaction, CANCELLED.format(id=job.id, cost=job.cost))
+        await say(interaction, "cancel.done", id=job.id, count=job.cost)
 
     async def cancel_listed(self, interaction: discord.Interaction, job_id: int) -> None:
         """Cancel #N under /jobs: cancelled (refunded once), then the list again in its place."""
         job = await self.engine.cancel(job_id, interaction.user.id)
-        text, view = await self._jobs_list(interaction.guild_id or 0, interaction.user.id)
-        done = CANCELLED.format(id=job.id, cost=job.cost)
+        locale = member_locale(interaction)
+        guild_id, user_id = interaction.guild_id or 0, interaction.user.id
+        text, view = await self._jobs_list(guild_id, user_id, locale)
+        done = render(locale, "cancel.done", id=job.id, count=job.cost)
         await interaction.response.edit_message(content=short(f"{done}\n{text}", 2000), view=view)
 
     # --- model autocomplete: the models of the configured providers -----------------------
@@ -768,7 +790,7 @@ class Video(commands.Cog):
         """Models that keep the subjects of reference pictures."""
         return model_matches(self.engine.models_for(Mode.REFERENCE), current)
 
-    @app_commands.command(name="quota", description="Your video credits left today")
+    @app_commands.command(name="quota", description=described("cmd.quota.desc"))
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction) -> None:
         """Credits left and the next reset."""
@@ -777,46 +799,53 @@ class Video(commands.Cog):
         reset = next_reset(now)
         await say(
             interaction,
-            f"You have **{balance.left}** of {balance.allowance + balance.granted} video credits left "
-            f"today. They reset {ts(reset)} ({ts(reset, 't')}).",
+            "quota.left",
+            left=balance.left,
+            count=balance.allowance + balance.granted,
+            reset=ts(reset),
+            time=ts(reset, "t"),
         )
 
-    @app_commands.command(name="jobs", description="Your recent videos and how they are doing")
+    @app_commands.command(name="jobs", description=described("cmd.jobs.desc"))
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
         """The caller's last ten jobs, a Cancel button under each that has not started yet."""
-        text, view = await self._jobs_list(interaction.guild_id or 0, interaction.user.id)
-        await say(interaction, text, **({"view": view} if view is not None else {}))
+        guild_id, user_id = interaction.guild_id or 0, interaction.user.id
+        text, view = await self._jobs_list(guild_id, user_id, member_locale(interaction))
+        await say_text(interaction, text, **({"view": view} if view is not None else {}))
 
-    async def _jobs_list(self, guild_id: int, user_id: int) -> tuple[str, discord.ui.View | None]:
+    async def _jobs_list(
+        self, guild_id: int, user_id: int, locale: str
+    ) -> tuple[str, discord.ui.View | None]:
         """The text and the Cancel buttons of /jobs."""
         jobs = await self.engine.recent_jobs(guild_id, user_id, 10)
         if not jobs:
-            return (
-                "You have no videos here yet. Try `/video text`, or `/video help` to see what "
-                "each model makes and costs.",
-                None,
-            )
-        lines = [self._job_line(job) for job in jobs]
+            return render(locale, "jobs.none"), None
+        lines = [self._job_line(locale, job) for job in jobs]
         if any(job.state in CANCELLABLE for job in jobs):
-            lines.append(
-                "A video that has not started yet can be cancelled with its button below "
-                "or `/video cancel`."
-            )
-        return short("\n".join(lines), 2000), jobs_view(jobs)
+            lines.append(render(locale, "jobs.cancel_hint"))
+        return short("\n".join(lines), 2000), jobs_view(jobs, locale)
 
     @staticmethod
-    def _job_line(job: Job) -> str:
+    def _job_line(locale: str, job: Job) -> str:
         """One line of /jobs."""
-        icon = STATE_ICONS.get(job.state, "•")
-        made = f"{job.model} via {provider_label(job)}"
-        line = f"{icon} **#{job.id}** {made} · {job.state} · {ts(job.created_at)}"
+        line = render(
+            locale,
+            "jobs.line",
+            icon=STATE_ICONS.get(job.state, "•"),
+            id=job.id,
+            model=job.model,
+            provider=provider_label(locale, job),
+            state=Msg(f"state.{job.state.value}"),
+            when=ts(job.created_at),
+        )
         if job.result_message_id:
-            line += f" · [video]({jump_url(job.guild_id, job.channel_id, job.result_message_id)})"
+            link = jump_url(job.guild_id, job.channel_id, job.result_message_id)
+            line += " · " + render(locale, "jobs.video_link", url=link)
         elif job.private and job.state is JobState.DELIVERED:
-            line += _private_line(job)
+            line += _private_line(locale, job)
         elif job.error_message and job.state in ENDED_BADLY:
-            line += f" · {inert(job.error_message, 120)}"
+            line += f" · {stored_text(locale, job.error_message, 120)}"
         return line
 
     # --- Animate image and mentions -------------------------------------------------------
@@ -825,12 +854,10 @@ class Video(commands.Cog):
         """Message menu: 1 image → image mode, 2 → first/last frames, 3 → reference."""
         attachments = image_attachments(message)
         if not 1 <= len(attachments) <= 3:
-            raise InputError(
-                f"That message has {len(attachments)} pictures. Animate image works on a message "
-                "with 1, 2 or 3 pictures."
-            )
+            raise InputError("animate.count", count=len(attachments))
         check_attachments(attachments)
-        await interaction.response.send_modal(PromptModal(self, attachments))
+        modal = PromptModal(self, attachments, member_locale(interaction))
+        await interaction.response.send_modal(modal)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -848,38 +875,44 @@ class Video(commands.Cog):
             return  # a spoken prompt: the Voice cog's
         await self._answering(message, self._from_mention(message))
 
-    @staticmethod
-    async def _answering(message: discord.Message, work: Awaitable[None]) -> None:
-        """Run a mention's work; its refusals and failures are replies to the message."""
+    async def _answering(self, message: discord.Message, work: Awaitable[None]) -> None:
+        """Run a mention's work; its refusals and failures are replies to the message (in the
+        server's language: a message carries no member locale)."""
+        locale = self.mention_locale(message)
         try:
             await work
         except BotError as exc:
-            await message.reply(exc.user_message, allowed_mentions=only(message.author.id))
+            text = render(locale, exc.text)
+            await message.reply(text, allowed_mentions=only(message.author.id))
         except Exception:
             log.exception("mention %d failed", message.id)
-            await message.reply(
-                "Something went wrong on the bot's side; it has been logged.", mention_author=False
-            )
+            text = render(locale, "error.mention")
+            await message.reply(text, mention_author=False)
+
+    def mention_locale(self, message: discord.Message) -> str:
+        """A reply to a message: the author's language if they used a command lately, else the
+        server's."""
+        known = getattr(self.bot, "member_locales", {}).get(message.author.id)
+        return known or server_locale(self.bot, message.guild.id if message.guild else 0)
 
     async def _from_mention(self, message: discord.Message) -> None:
         """A mention with pictures: ask which model (only the author can answer), then go."""
         attachments = image_attachments(message)
         if not 1 <= len(attachments) <= 3:
-            raise InputError(
-                "Mention me on a message with 1, 2 or 3 pictures to animate them, "
-                "or use `/video text` to make a video from words alone."
-            )
+            raise InputError("mention.count")
         check_attachments(attachments)
         assert message.guild is not None  # checked by on_message
 
         async def go(clicked: discord.Interaction, mode: Mode, model: str) -> None:
             """The author clicked "Make it": the question goes, the pipeline answers by replies."""
-            await clicked.response.edit_message(content=f"Making it with {model}…", view=None)
+            making = tr(clicked, "animate.making", model=model)
+            await clicked.response.edit_message(content=making, view=None)
             await self._answering(message, self._mention_pipeline(message, mode, model))
 
         picks = await self.animate_picks(message.guild.id, message.author.id, len(attachments))
-        view = ModelQuestion(message.author.id, picks, len(attachments), go)
-        text = f"<@{message.author.id}> {question_text(len(attachments))}"
+        locale = self.mention_locale(message)
+        view = ModelQuestion(message.author.id, picks, len(attachments), go, locale)
+        text = f"<@{message.author.id}> {question_text(locale, len(attachments))}"
         await message.reply(text, view=view, allowed_mentions=only(message.author.id))
 
     async def _mention_pipeline(self, message: discord.Message, mode: Mode, model: str) -> None:
@@ -900,7 +933,8 @@ class Video(commands.Cog):
         )
         ask = partial(message.reply, allowed_mentions=only(message.author.id))
         pictures = partial(fetch_images, self.bot, attachments)
-        await self.pipeline(self.engine.quote(request), Entry(ask, pictures, reference=message))
+        entry = Entry(ask, pictures, reference=message, locale=self.mention_locale(message))
+        await self.pipeline(self.engine.quote(request), entry)
 
     async def animate_picks(self, guild_id: int, user_id: int, count: int) -> list[Pick]:
         """The server's enabled models of configured providers for `count` pictures, the
@@ -917,7 +951,7 @@ class Video(commands.Cog):
         usual = (mode, DEFAULT_MODEL[mode])
         picks.sort(key=lambda pick: (pick != mine, pick != usual))  # stable: table order after
         if not picks:
-            raise InputError("No model animates pictures on this server now. Ask a moderator.")
+            raise InputError("animate.no_model")
         return picks[:25]
 
     # --- result buttons -------------------------------------------------------------------
@@ -928,46 +962,49 @@ class Video(commands.Cog):
         """Re-roll, Extend, Details or Delete on a delivered video."""
         job = await self.engine.job(job_id)
         if job is None:
-            raise InputError(
-                "That video is no longer known to the bot (its record was cleared). "
-                "Use `/video` to make a new one; `/jobs` lists yours."
-            )
+            raise InputError("job.forgotten")
         if action == "details":
-            await say(interaction, self._details(job))
+            await say_text(interaction, self._details(member_locale(interaction), job))
         elif action == "delete":
             await self._delete(interaction, job)
         else:
             await self._paid_again(interaction, job, action)
 
     @staticmethod
-    def _details(job: Job) -> str:
+    def _details(locale: str, job: Job) -> str:
         """Everything about a job, privately."""
-        return (
-            f"**{noun(job).title()} #{job.id}** by <@{job.user_id}>\n"
-            f"Model: {job.model} ({job.mode}) via {provider_label(job)}\n"
-            f"Settings: {describe_options(job)}\nCost: {job.cost} credit(s)\nState: {job.state}\n"
-            f"Requested {ts(job.created_at)}\nPrompt: {safe_prompt(job.prompt, 1500)}"
+        return render(
+            locale,
+            "details.text",
+            noun=noun_title(job),
+            id=job.id,
+            user=f"<@{job.user_id}>",
+            model=job.model,
+            mode=job.mode,
+            provider=provider_label(locale, job),
+            settings=describe_options(locale, job),
+            count=job.cost,
+            state=Msg(f"state.{job.state.value}"),
+            when=ts(job.created_at),
+            prompt=safe_prompt(locale, job.prompt, 1500),
         )
 
     async def _delete(self, interaction: discord.Interaction, job: Job) -> None:
         """The requester or a moderator removes a result."""
         perms = getattr(interaction.user, "guild_permissions", None)
         if interaction.user.id != job.user_id and not (perms and perms.manage_messages):
-            raise NotAllowedError(
-                "Only the person who asked for this video, or a moderator, can delete it."
-            )
+            raise NotAllowedError("delete.not_yours")
         await interaction.response.defer(ephemeral=True)
         if interaction.message is not None:
             await interaction.message.delete()
         await self.engine.purge_pictures(job.id)  # kept only while another job links them
-        await say(interaction, f"Video #{job.id} was deleted.")
+        await say(interaction, "delete.done", id=job.id)
 
     async def _paid_again(self, interaction: discord.Interaction, job: Job, action: str) -> None:
         """Re-roll or Extend: only the requester, since it spends their credits."""
         if interaction.user.id != job.user_id:
             raise NotAllowedError(
-                f"Only <@{job.user_id}> can {action} this {noun(job)}, since it costs their credits. "
-                "Use `/video` to make your own."
+                f"again.not_yours.{action}", user=f"<@{job.user_id}>", noun=noun(job)
             )
         await interaction.response.defer(ephemeral=True, thinking=True)
         origin = Origin.REROLL if action == "reroll" else Origin.EXTEND
@@ -984,9 +1021,7 @@ class Video(commands.Cog):
             a for a in (message.attachments if message else []) if a.filename.endswith(".mp4")
         ]
         if not videos:
-            raise InputError(
-                "This result has no video file to extend (it may have been posted as a link)."
-            )
+            raise InputError("extend.no_file")
         resources = self.bot.resources
         with tempfile.TemporaryDirectory(prefix="extend-", dir=resources.scratch) as tmp:
             path = Path(tmp) / "video.mp4"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -18,10 +19,11 @@ from discord.ext import commands
 from bot import models
 from bot.engine import JobRequest, Origin
 from bot.errors import BotError, InputError
+from bot.i18n import render
 from bot.models import Mode
 from bot.voice import check_declared, speech_from_url
-from cogs.common import audio_attachments, only, safe_prompt
-from cogs.replies import GENERIC_ERROR, report_error, say
+from cogs.common import audio_attachments, inert, only, safe_prompt
+from cogs.replies import GENERIC_ERROR, member_locale, report_error, say
 
 if TYPE_CHECKING:
     from cogs.app import VideoBot
@@ -34,41 +36,36 @@ AUDIO_SUFFIXES = (".ogg", ".opus", ".mp3", ".m4a", ".wav", ".flac", ".webm", ".a
 MakeRequest = Callable[[str], JobRequest]
 
 
-def transcript_text(text: str) -> str:
+def transcript_text(locale: str, text: str) -> str:
     """What the member sees: the transcript and what the buttons do."""
-    warn = ""
+    heard = render(locale, "voice.heard", prompt=safe_prompt(locale, text, 1500))
     if len(text) > models.PROMPT_MAX:
-        warn = f"\n⚠️ That is over {models.PROMPT_MAX} characters: **Edit** it shorter first."
-    return (
-        f"🎙️ I heard:\n> {safe_prompt(text, 1500)}\n"
-        f"**Generate** makes a video from it, **Edit** lets you fix it first.{warn}"
-    )
+        heard += "\n" + render(locale, "voice.too_long_edit", limit=models.PROMPT_MAX)
+    return heard
 
 
 def check_audio(attachment: discord.Attachment) -> None:
     """Cheap checks from the attachment's metadata, before anything is downloaded."""
     kind = attachment.content_type or ""
     if not kind.startswith("audio/") and not attachment.filename.lower().endswith(AUDIO_SUFFIXES):
-        raise InputError(
-            f"`{attachment.filename}` is not audio. Attach a voice recording (ogg, mp3, m4a, wav)."
-        )
+        raise InputError("voice.not_audio_file", name=inert(attachment.filename, 100))
     check_declared(attachment.size, attachment.duration)
 
 
-class TranscriptModal(discord.ui.Modal, title="Edit your prompt"):
+class TranscriptModal(discord.ui.Modal):
     """The transcript in a text box; submitting generates from the edited text."""
 
-    prompt: discord.ui.TextInput[TranscriptModal] = discord.ui.TextInput(
-        label="Prompt",
-        style=discord.TextStyle.paragraph,
-        max_length=models.PROMPT_MAX,
-        custom_id="transcript:prompt",
-    )
-
     def __init__(self, view: TranscriptView) -> None:
-        super().__init__()
+        super().__init__(title=render(view.locale, "modal.transcript.title"))
         self.view = view
-        self.prompt.default = view.text[: models.PROMPT_MAX]
+        self.prompt: discord.ui.TextInput[TranscriptModal] = discord.ui.TextInput(
+            label=render(view.locale, "modal.transcript.prompt"),
+            style=discord.TextStyle.paragraph,
+            max_length=models.PROMPT_MAX,
+            custom_id="transcript:prompt",
+            default=view.text[: models.PROMPT_MAX],
+        )
+        self.add_item(self.prompt)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         """Generate from what the member typed."""
@@ -82,17 +79,21 @@ class TranscriptModal(discord.ui.Modal, title="Edit your prompt"):
 class TranscriptView(discord.ui.View):
     """Generate / Edit / Cancel under a transcript; only the member who spoke can press them."""
 
-    def __init__(self, cog: Voice, user_id: int, text: str, make: MakeRequest) -> None:
+    def __init__(self, cog: Voice, user_id: int, text: str, make: MakeRequest, locale: str) -> None:
         super().__init__(timeout=TRANSCRIPT_TIMEOUT)
         self.cog = cog
         self.user_id = user_id
         self.text = text
         self.make = make
+        self.locale = locale
+        self.go.label = render(locale, "voice.generate")
+        self.edit.label = render(locale, "voice.edit")
+        self.cancel.label = render(locale, "button.cancel")
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Only the member whose recording it was."""
         if interaction.user.id != self.user_id:
-            await say(interaction, "These buttons are for the person who sent the recording.")
+            await say(interaction, "voice.not_yours")
             return False
         return True
 
@@ -105,30 +106,28 @@ class TranscriptView(discord.ui.View):
     async def generate(self, interaction: discord.Interaction, text: str) -> None:
         """Close the buttons, then quote → confirm → accept a text-to-video request."""
         self.stop()
-        await interaction.response.edit_message(
-            content=f"🎙️ Making a video from:\n> {safe_prompt(text, 1500)}", view=None
-        )
+        making = render(self.locale, "voice.making", prompt=safe_prompt(self.locale, text, 1500))
+        await interaction.response.edit_message(content=making, view=None)
         await self.cog.video.pipeline(
             self.cog.engine.quote(self.make(text)), self.cog.video.interaction_entry(interaction)
         )
 
-    @discord.ui.button(label="Generate", emoji="🎬", style=discord.ButtonStyle.primary)
+    @discord.ui.button(emoji="🎬", style=discord.ButtonStyle.primary)
     async def go(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
         """Make the video from the transcript as heard."""
         await self.generate(interaction, self.text)
 
-    @discord.ui.button(label="Edit", emoji="✏️", style=discord.ButtonStyle.secondary)
+    @discord.ui.button(emoji="✏️", style=discord.ButtonStyle.secondary)
     async def edit(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
         """Open the transcript in a text box."""
         await interaction.response.send_modal(TranscriptModal(self))
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    @discord.ui.button(style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
         """Drop it: nothing is made or charged."""
         self.stop()
-        await interaction.response.edit_message(
-            content="Cancelled; no video was made and nothing was charged.", view=None
-        )
+        cancelled = render(self.locale, "voice.cancelled")
+        await interaction.response.edit_message(content=cancelled, view=None)
 
 
 class Voice(commands.Cog):
@@ -164,8 +163,10 @@ class Voice(commands.Cog):
         text = await self.transcribe(
             attachment, template.guild_id, template.channel_id, template.user_id
         )
-        view = TranscriptView(self, template.user_id, text, lambda t: replace(template, prompt=t))
-        await interaction.followup.send(transcript_text(text), view=view, ephemeral=True)
+        locale = member_locale(interaction)
+        make = partial(replace, template)
+        view = TranscriptView(self, template.user_id, text, lambda t: make(prompt=t), locale)
+        await interaction.followup.send(transcript_text(locale, text), view=view, ephemeral=True)
 
     # --- voice messages ---------------------------------------------------------------------
 
@@ -175,13 +176,15 @@ class Voice(commands.Cog):
         audio = audio_attachments(message)
         if message.author.bot or not audio or not await self._meant_for_me(message):
             return
+        locale = self.video.mention_locale(message)
         try:
-            await self._from_message(message, audio[0])
+            await self._from_message(message, audio[0], locale)
         except BotError as exc:
-            await message.reply(exc.user_message, allowed_mentions=only(message.author.id))
+            text = render(locale, exc.text)
+            await message.reply(text, allowed_mentions=only(message.author.id))
         except Exception:
             log.exception("voice message %d failed", message.id)
-            await message.reply(GENERIC_ERROR, mention_author=False)
+            await message.reply(render(locale, GENERIC_ERROR), mention_author=False)
 
     async def _meant_for_me(self, message: discord.Message) -> bool:
         """In a DM, always; in a server, only as a reply to one of the bot's messages."""
@@ -201,7 +204,9 @@ class Voice(commands.Cog):
                 return False
         return replied.author.id == me.id
 
-    async def _from_message(self, message: discord.Message, attachment: discord.Attachment) -> None:
+    async def _from_message(
+        self, message: discord.Message, attachment: discord.Attachment, locale: str
+    ) -> None:
         """Transcribe, then reply with the transcript and its buttons."""
         check_audio(attachment)
         guild = message.guild
@@ -218,8 +223,9 @@ class Voice(commands.Cog):
             origin=Origin.VOICE,
             upload_limit=guild.filesize_limit if guild is not None else None,
         )
-        view = TranscriptView(self, user_id, text, lambda t: replace(template, prompt=t))
-        await message.reply(transcript_text(text), view=view, allowed_mentions=only(user_id))
+        view = TranscriptView(self, user_id, text, lambda t: replace(template, prompt=t), locale)
+        reply = transcript_text(locale, text)
+        await message.reply(reply, view=view, allowed_mentions=only(user_id))
 
 
 async def setup(bot: VideoBot) -> None:

@@ -73,7 +73,7 @@ async def test_the_cancel_button_refunds_once_even_double_clicked(tmp_path: Path
             for _ in range(2)  # both dispatched before either is answered
         ]
         texts = sorted(await answers(clicks))
-        assert "was cancelled; your 1 credit(s) were refunded" in texts[1]
+        assert "was cancelled; your 1 credit was refunded" in texts[1]
         assert "already ended (cancelled)" in texts[0]
         await eventually(lambda: "Cancelled by the requester" in status.content, what="status")
         await eventually(lambda: buttons(status) == [], what="the button removed")

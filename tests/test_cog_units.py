@@ -9,6 +9,7 @@ from typing import Any
 import discord
 import pytest
 
+from bot.i18n import render
 from cogs.admin import _model_lines, _user_lines, approval_view
 from cogs.buttons import result_view
 from cogs.common import STATE_ICONS, duration_text, jump_url, safe_prompt, short
@@ -64,7 +65,7 @@ def test_every_state_has_an_icon() -> None:
     ],
 )
 def test_status_text_per_state(overrides: dict[str, Any], expected: str) -> None:
-    text = status_text(job(**overrides), position=4, expected=60.0)
+    text = status_text("en-US", job(**overrides), position=4, expected=60.0)
     assert text.startswith("<@3>'s video #7 (cogvideox-3): ") and expected in text
     assert (
         "\\*\\*bold\\*\\*" in text and "@\u200beveryone" in text
@@ -73,7 +74,7 @@ def test_status_text_per_state(overrides: dict[str, Any], expected: str) -> None
 
 def test_status_text_of_a_job_at_the_provider_gives_the_expected_end() -> None:
     text = status_text(
-        job(state=JobState.SUBMITTING, submitted_at=2000.0), position=None, expected=90.0
+        "en-US", job(state=JobState.SUBMITTING, submitted_at=2000.0), position=None, expected=90.0
     )
     assert "expected <t:2090:R>" in text
 
@@ -91,7 +92,8 @@ class _Response:
     ],
 )
 def test_delivery_reasons_name_the_cause(exc: BaseException, channel: str, dm: str) -> None:
-    assert channel in _channel_reason(exc) and dm in _dm_reason(exc)
+    assert channel in render("en-US", _channel_reason(exc))
+    assert dm in render("en-US", _dm_reason(exc))
 
 
 def test_files_are_fresh_for_every_attempt(tmp_path: Path) -> None:
@@ -121,9 +123,11 @@ async def test_button_custom_ids_fit_discord_limits() -> None:
 
 def test_text_helpers() -> None:
     assert short("abcdef", 4) == "abc…" and short(None, 3) == ""
-    assert duration_text(59) == "59 s" and duration_text(125) == "2 min 05 s"
-    assert safe_prompt(None) == "*(no prompt)*"
-    assert len(safe_prompt("x" * 1000, 300)) == 300
+    assert duration_text("en-US", 59) == "59 s"
+    assert duration_text("en-US", 125) == "2 min 05 s"
+    assert duration_text("ja", 125) == "2 分 05 秒"
+    assert safe_prompt("en-US", None) == "*(no prompt)*"
+    assert len(safe_prompt("en-US", "x" * 1000, 300)) == 300
 
 
 def test_ended_badly_states_are_final_and_not_delivered() -> None:

@@ -18,7 +18,7 @@ import pytest
 from storage.jobs import Job
 from tests.fakes.discord import FakeChannel, FakeMessage
 from tests.harness import Harness, harness
-from tests.util import eventually
+from tests.util import eventually, reason
 
 FINAL = ("delivered", "failed", "refused", "undeliverable", "rejected")
 MESSAGES = r"^/channels/\d+/messages$"
@@ -145,7 +145,7 @@ async def test_delivery_survives_discord_faults(h: Harness, case: Case) -> None:
     posted = results(h, 1)
     if case.ends == "undeliverable":
         assert job.state == "undeliverable" and job.refunded == 1, job
-        assert case.reason in (job.error_message or ""), job.error_message
+        assert case.reason in reason(job.error_message), job.error_message
         assert posted == []
         await _reason_is_visible(h, job, status)
     else:
@@ -169,9 +169,9 @@ async def test_delivery_survives_discord_faults(h: Harness, case: Case) -> None:
 async def _reason_is_visible(h: Harness, job: Job, status: FakeMessage) -> None:
     """The reason shows in /jobs and, when the channel still exists, in the status message."""
     if status.channel_id in h.discord.channels:
-        await eventually(lambda: (job.error_message or "") in status.content, what="status edit")
+        await eventually(lambda: reason(job.error_message) in status.content, what="status edit")
     if h.guild.member(job.user_id) is None:
         return  # someone who left cannot run /jobs here; the status message told the channel
     jobs = await h.discord.slash(h.guild, h.guild.channel("mods"), h.alice, "jobs")
     text = (await jobs.wait_response()).content
-    assert "undeliverable" in text and (job.error_message or "")[:100] in text, text
+    assert "undeliverable" in text and reason(job.error_message)[:100] in text, text

@@ -9,6 +9,7 @@ import pytest
 
 from bot.engine import Engine, EngineConfig, JobEvent, JobRequest
 from bot.errors import InputError, QuotaError
+from bot.i18n import Msg
 from bot.models import Mode, VideoOptions
 from bot.zai import ZaiClient
 from storage.credits import Credits
@@ -17,7 +18,7 @@ from storage.jobs import Job, JobStore
 from tests.conftest import FAST_POLLS, Recorder, make_engine
 from tests.fakes.media import make_gif, make_png
 from tests.fakes.zai import FakeZai, Fault
-from tests.util import eventually
+from tests.util import eventually, reason
 
 GUILD, CHANNEL = 10, 20
 
@@ -78,7 +79,7 @@ async def test_content_filter_is_refused_and_refunded(engine: tuple[Engine, Reco
     eng, rec = engine
     await eng.submit(text(prompt="BLOCKME"))
     [refused] = await rec.wait(JobEvent.FAILED)
-    assert refused.state == "refused" and "content policy" in (refused.error_message or "")
+    assert refused.state == "refused" and "content policy" in reason(refused.error_message)
 
 
 async def test_rate_limited_submit_is_retried_after_retry_after(
@@ -219,8 +220,8 @@ async def test_undeliverable_refunds_once(engine: tuple[Engine, Recorder], db: D
     eng, rec = engine
     job = await eng.submit(text())
     await rec.wait(JobEvent.FINISHED)
-    assert await eng.mark_undeliverable(job.id, "channel deleted")
-    assert not await eng.mark_undeliverable(job.id, "channel deleted")
+    assert await eng.mark_undeliverable(job.id, Msg("undeliverable.channel_gone"))
+    assert not await eng.mark_undeliverable(job.id, Msg("undeliverable.channel_gone"))
     assert (await db.fetchone("SELECT sum(delta) FROM credit_ledger"))[0] == 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import models
+from bot.i18n import render
 from bot.models import Mode
 from cogs.common import FIRST_FRAME_NOTE
 from cogs.video import FRAMES_OPTIONS
@@ -82,8 +83,8 @@ async def test_the_status_says_an_animation_was_used_by_its_first_frame(h: Harne
     await slash(h, "image", image=still, prompt="still")
     await eventually(lambda: len(_statuses(h)) == 2, what="two status messages")
     animated, plain = _statuses(h)
-    await eventually(lambda: FIRST_FRAME_NOTE in animated.content, what="the note")
-    assert FIRST_FRAME_NOTE not in plain.content
+    await eventually(lambda: render("en-US", FIRST_FRAME_NOTE) in animated.content, what="the note")
+    assert render("en-US", FIRST_FRAME_NOTE) not in plain.content
     assert h.resources is not None
     rows = await h.resources.db.fetchall("SELECT id, first_frame_only FROM jobs ORDER BY id")
     assert [tuple(r) for r in rows] == [(1, 1), (2, 0)]

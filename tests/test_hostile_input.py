@@ -25,7 +25,7 @@ from tests.fakes.discord import FakeMessage
 from tests.fakes.media import make_jpeg, make_png
 from tests.harness import Harness, harness
 from tests.test_e2e import QUESTION, make_it
-from tests.util import eventually
+from tests.util import eventually, reason
 
 MB = 1024 * 1024
 FINAL = ("delivered", "failed", "refused", "undeliverable", "rejected")
@@ -338,7 +338,7 @@ async def test_hostile_input(running: Harness, case: Case) -> None:
         await _ask(h, case)
         job = await _ended(h)
         assert job.state == "undeliverable" and job.refunded == 1, job
-        assert case.words in (job.error_message or "")
+        assert case.words in reason(job.error_message)
         assert len(h.zai.submits) == 1 and _results(h) == []
         assert await _ledger(h) == [("reserve", -1), ("refund", 1)]
         assert [r.path for r in h.zai.request_log if r.path.endswith(".mp4")] in (
@@ -426,7 +426,7 @@ def _results(h: Harness) -> list[FakeMessage]:
 def _status_says(h: Harness, job: Job) -> bool:
     """The job's status message shows its error."""
     return any(
-        m.nonce == "status-1" and (job.error_message or "?") in m.content
+        m.nonce == "status-1" and reason(job.error_message or "?") in m.content
         for m in h.discord.messages(h.channel)
     )
 

@@ -15,7 +15,7 @@ from tests.test_e2e import private_text, slash
 from tests.test_moderation import admin, spent
 from tests.util import eventually
 
-CANCELLED = "was cancelled; your 1 credit(s) were refunded"
+CANCELLED = "was cancelled; your 1 credit was refunded"
 
 
 async def jobs_list(h: Harness) -> FakeMessage:

@@ -166,7 +166,7 @@ def test_picture_rules() -> None:
     rules = catalog.rules_for(P.GATEWAY, "viduq3p-mix-720p")
     square = ImageInfo(512, 512, "PNG", 1000)
     catalog.check_pictures(rules, Mode.REFERENCE, [square] * 3)
-    with pytest.raises(InputError, match="1 to 3 picture"):
+    with pytest.raises(InputError, match="1-3 picture"):
         catalog.check_pictures(rules, Mode.REFERENCE, [square] * 4)
     with pytest.raises(InputError, match="within 1:4"):
         catalog.check_pictures(rules, Mode.REFERENCE, [ImageInfo(2000, 400, "PNG", 1000)])

@@ -230,7 +230,7 @@ def test_zai_format_checks_use_the_model_table(http: httpx.AsyncClient) -> None:
     router = Router(_providers(http, zai_models="cogvideox-3,cogvideox-2"))
     with pytest.raises(InputError, match="no `seed` option"):
         router.choose(VideoRequest("cogvideox-3", Mode.TEXT, "x", {"seed": 1}))
-    with pytest.raises(InputError, match="5 or 10"):
+    with pytest.raises(InputError, match="5 / 10"):
         router.choose(VideoRequest("cogvideox-3", Mode.TEXT, "x", {"duration": 7}))
     assert router.choose(VideoRequest("cogvideox-2", Mode.TEXT, "x", {"fps": 60})).name == "zai"
 

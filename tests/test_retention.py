@@ -228,14 +228,14 @@ async def test_reroll_after_the_pictures_are_gone_is_refused_and_free(
     await eng.sweep(NOW)
     with pytest.raises(InputError) as refused:
         await eng.quote_again(gone, USER, Origin.REROLL)
-    assert refused.value.user_message == PICTURES_GONE
+    assert refused.value.text.key == PICTURES_GONE
     # Purged between the quote (maybe a cost confirmation) and the accept: refused, not charged.
     quote = await eng.quote_again(racing, USER, Origin.REROLL)
     await eng.purge_pictures(racing)
     ledger = await ledger_sums(db)
     with pytest.raises(QuotaError) as late:
         await eng.accept(quote)
-    assert late.value.user_message == PICTURES_GONE and await ledger_sums(db) == ledger
+    assert late.value.text.key == PICTURES_GONE and await ledger_sums(db) == ledger
 
 
 async def test_engine_sweeps_in_the_background_and_logs_failures(

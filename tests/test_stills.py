@@ -107,7 +107,7 @@ def test_quality_either_model(quality: str, sent: str) -> None:
 
 
 def test_bad_quality() -> None:
-    with pytest.raises(InputError, match="pick hd or standard"):
+    with pytest.raises(InputError, match="pick hd / standard"):
         validate_still("a cat", quality="ultra")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.engine import refusal_text
+from bot.i18n import render
 from storage import sql
 from storage.credits import Credits, day_key
 from storage.db import Database
@@ -70,7 +71,9 @@ async def test_inflight_limit_is_enforced_atomically(db: Database) -> None:
         try:
             await store.create(new_job(), (), allowance=100, max_inflight=2)
         except Refused as exc:  # the engine's text for this refusal
-            assert exc.kind is RefusalKind.IN_FLIGHT and "in progress" in refusal_text(exc)
+            assert exc.kind is RefusalKind.IN_FLIGHT and "in progress" in render(
+                "en-US", refusal_text(exc)
+            )
             return False
         return True
 

@@ -12,6 +12,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from bot.errors import InputError, ProviderError, ProviderErrorKind
+from bot.i18n import render
 from bot.media import download_bytes
 from bot.stills import validate_still
 from bot.voice import SpeechFormat, speech_from_file
@@ -246,6 +247,6 @@ def test_transcript_answer_without_text() -> None:
 def test_member_messages_never_speak_of_videos(
     action: MediaAction, kind: ProviderErrorKind
 ) -> None:
-    message = member_message(action, ProviderError(kind, "x", "secret detail"))
+    message = render("en-US", member_message(action, ProviderError(kind, "x", "secret detail")))
     assert "video" not in message and "secret detail" not in message
     assert ("refunded" if action is MediaAction.STILL else "nothing was charged") in message

@@ -25,3 +25,10 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def reason(text: str | None) -> str:
+    """A job's stored reason as an en-US member reads it (catalog messages rendered)."""
+    from cogs.common import stored_text
+
+    return stored_text("en-US", text, 2000)

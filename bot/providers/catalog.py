@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import InputError
+from bot.i18n import Msg, msg
 from bot.images import ImageInfo
 from bot.models import Mode, clean_prompt
 from bot.providers import Option, ProviderName, VideoRequest
@@ -153,17 +154,14 @@ def rules_for(api: ProviderName, model: str) -> ModelRules:
         return CATALOG[(api, model)]
     except KeyError:
         offered = ", ".join(models_of(api))
-        raise InputError(f"Unknown model `{model}`. Pick one of: {offered}.") from None
+        raise InputError("model.unknown", model=model, models=offered) from None
 
 
 def check_request(rules: ModelRules, request: VideoRequest) -> None:
     """Mode, prompt and options of a request (pictures: `check_pictures`)."""
     if request.mode not in rules.modes:
         modes = ", ".join(sorted(m.value for m in rules.modes))
-        raise InputError(
-            f"{rules.name} does not do {request.mode.value} mode; it does {modes}. "
-            "Pick another mode or model."
-        )
+        raise InputError("model.modes_only", model=rules.name, mode=request.mode.value, modes=modes)
     _check_prompt(rules, request)
     for name, value in request.options.items():
         _check_option(rules, request.mode, Option(name), value)
@@ -173,12 +171,9 @@ def _check_prompt(rules: ModelRules, request: VideoRequest) -> None:
     """Presence, length and @ImageN references."""
     prompt = request.prompt or ""
     if clean_prompt(prompt) is None and request.mode in rules.prompt_modes:
-        raise InputError(f"{rules.name} needs a prompt: describe the video you want.")
+        raise InputError("prompt.needed", model=rules.name)
     if len(prompt) > PROMPT_MAX:
-        raise InputError(
-            f"Your prompt is {len(prompt)} characters; the limit is {PROMPT_MAX}. "
-            "Shorten it and try again."
-        )
+        raise InputError("prompt.too_long", length=len(prompt), limit=PROMPT_MAX)
     if request.mode is Mode.REFERENCE and request.pictures:  # else: once they are fetched
         check_references(prompt, len(request.pictures))
 
@@ -187,25 +182,19 @@ def check_references(prompt: str | None, count: int) -> None:
     """@Image1…@ImageN in a reference prompt name pictures the member gave."""
     for number in (int(n) for n in IMAGE_REF.findall(prompt or "")):
         if not 1 <= number <= count:
-            raise InputError(
-                f"Your prompt mentions @Image{number} but you gave {count} picture(s). "
-                f"Refer to them as @Image1 to @Image{count}."
-            )
+            raise InputError("prompt.bad_reference", number=number, count=count)
 
 
 def _check_option(rules: ModelRules, mode: Mode, option: Option, value: Any) -> None:
     """One option against the model's allowed values, with a message saying what to pick."""
     allowed = rules.options.get(option)
     if allowed is None:
-        raise InputError(
-            f"{rules.name} has no `{option.value}` option. Leave it out, or pick another model."
-        )
+        raise InputError("option.absent", model=rules.name, option=option.value)
     modes = rules.option_modes.get(option)
     if modes is not None and mode not in modes:
-        where = " and ".join(sorted(m.value for m in modes))
+        where = ", ".join(sorted(m.value for m in modes))
         raise InputError(
-            f"{rules.name} takes `{option.value}` in {where} mode only; in {mode.value} mode the "
-            "video follows your picture. Leave it out."
+            "option.modes_only", model=rules.name, option=option.value, modes=where, mode=mode.value
         )
     if _allowed(option, allowed, value):
         return
@@ -247,30 +236,29 @@ def _allowed(option: Option, allowed: Sequence[Any], value: Any) -> bool:
     return value in allowed
 
 
-def _option_message(model: str, option: Option, allowed: Sequence[Any]) -> str:
+def _option_message(model: str, option: Option, allowed: Sequence[Any]) -> Msg:
     """What to pick instead of a refused value."""
     if option is Option.NEGATIVE_PROMPT:
-        return f"The negative prompt is limited to {NEGATIVE_PROMPT_MAX} characters. Shorten it."
+        return msg("option.negative_prompt_long", limit=NEGATIVE_PROMPT_MAX)
     if isinstance(allowed, range):
-        return f"{model} takes a {option.value} from {allowed[0]} to {allowed[-1]}. Pick one."
+        return msg(
+            "option.range", model=model, option=option.value, low=allowed[0], high=allowed[-1]
+        )
     if option is Option.DURATION and len(allowed) > 3:
-        return f"{model} makes videos of {allowed[0]} to {allowed[-1]} seconds. Pick one."
+        return msg("option.duration_range", model=model, low=allowed[0], high=allowed[-1])
     shown = ", ".join(f"`{v}`" for v in allowed)
-    return f"{model} supports {option.value} {shown} only. Pick one of those."
+    return msg("option.values_only", model=model, option=option.value, values=shown)
 
 
 def check_pictures(rules: ModelRules, mode: Mode, images: Sequence[ImageInfo]) -> None:
     """Number, shape and format of the pictures (before they are published or sent)."""
     low, high = PICTURES[mode]
     if not low <= len(images) <= high:
-        want = str(low) if low == high else f"{low} to {high}"
-        raise InputError(f"{mode.value} mode takes {want} picture(s); you gave {len(images)}.")
+        want = str(low) if low == high else f"{low}-{high}"
+        raise InputError("pictures.count", mode=mode.value, want=want, count=len(images))
     for n, info in enumerate(images, start=1):
         if not 0.25 <= info.aspect <= 4.0:
-            raise InputError(
-                f"Picture {n} is {info.width}×{info.height}; its sides must be within 1:4 of "
-                "each other. Crop it closer to a square and try again."
-            )
+            raise InputError("pictures.too_narrow", n=n, size=f"{info.width}×{info.height}")
 
 
 def option_default(rules: ModelRules, option: Option) -> Any:

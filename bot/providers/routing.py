@@ -122,7 +122,7 @@ class Router:
         candidates = self.providers_for(request.model)
         if not candidates:
             offered = ", ".join(self.models())
-            raise InputError(f"Unknown model `{request.model}`. Pick one of: {offered}.")
+            raise InputError("model.unknown", model=request.model, models=offered)
         candidates[0].check(request)
         return candidates[0]
 

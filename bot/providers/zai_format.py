@@ -36,9 +36,7 @@ def _video_options(request: VideoRequest) -> VideoOptions:
     known = {f.name for f in fields(VideoOptions)}
     unknown = sorted(set(request.options) - known)
     if unknown:
-        raise InputError(
-            f"{request.model} has no `{unknown[0]}` option. Leave it out, or pick another model."
-        )
+        raise InputError("option.absent", model=request.model, option=unknown[0])
     return VideoOptions(**dict(request.options))
 
 

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+import regex
 
 from .discord_state import FakeChannel, FakeGuild, FakeUser, Perm
 from .discord_validation import FormErrors
 
-_COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
+# Discord's rule for chat-input names and their localizations (the regex module: scripts).
+_COMMAND_NAME = regex.compile(r"^[-_\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$")
+_OPENAPI = Path(__file__).with_name("discord_openapi.json")
+
+
+@cache
+def _locales() -> frozenset[str]:
+    """Discord's locale codes (AvailableLocalesEnum of the OpenAPI description)."""
+    schemas = json.loads(_OPENAPI.read_text())["components"]["schemas"]
+    return frozenset(o["const"] for o in schemas["AvailableLocalesEnum"]["oneOf"])
+
 
 Command = dict[str, Any]
 
@@ -126,6 +140,40 @@ def command_errors(commands: list[Command]) -> FormErrors:
     return errors
 
 
+def _check_localizations(errors: FormErrors, path: list[str | int], node: Command) -> None:
+    """name_localizations: known locales, each a valid lower-case name; descriptions 1-100."""
+    for locale, name in (node.get("name_localizations") or {}).items():
+        where = [*path, "name_localizations", locale]
+        if locale not in _locales():
+            errors.add(where, "LOCALE_INVALID", f"Invalid locale {locale!r}")
+        if not _COMMAND_NAME.match(str(name)) or name != str(name).lower():
+            errors.add(where, "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+    for locale, text in (node.get("description_localizations") or {}).items():
+        where = [*path, "description_localizations", locale]
+        if locale not in _locales():
+            errors.add(where, "LOCALE_INVALID", f"Invalid locale {locale!r}")
+        if not 1 <= len(str(text)) <= 100:
+            errors.add(where, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    _check_unique_localized(errors, path, node.get("options") or [])
+
+
+def _check_unique_localized(
+    errors: FormErrors, path: list[str | int], options: list[Command]
+) -> None:
+    """Sibling options may not share a name in any language."""
+    seen: set[tuple[str, str]] = set()
+    for i, option in enumerate(options):
+        names = {("", str(option.get("name")))}
+        names |= {(k, str(v)) for k, v in (option.get("name_localizations") or {}).items()}
+        if names & seen:
+            errors.add(
+                [*path, "options", i, "name"],
+                "APPLICATION_COMMAND_OPTION_NAME_ALREADY_EXISTS",
+                "Option names must be unique",
+            )
+        seen |= names
+
+
 def _check_chat_input(errors: FormErrors, path: list[str | int], node: Command) -> None:
     """Check a chat-input command or option: lower-case name, description, required-first."""
     name = str(node.get("name", ""))
@@ -133,6 +181,7 @@ def _check_chat_input(errors: FormErrors, path: list[str | int], node: Command) 
         errors.add([*path, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
     if not str(node.get("description") or "").strip():
         errors.add([*path, "description"], "BASE_TYPE_REQUIRED", "This field is required")
+    _check_localizations(errors, path, node)
     optional_seen = False
     for i, option in enumerate(node.get("options") or []):
         is_group = option.get("type") in (1, 2)
