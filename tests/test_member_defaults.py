@@ -212,7 +212,9 @@ async def test_a_default_model_turned_off_by_moderators(h: Harness) -> None:
     refusal = await private_text(await slash(h, "image", image=png(h)))
     assert "vidu2-image is turned off on this server" in refusal
     assert "It is your default for `/video image`" in refusal
-    assert "`/video defaults image:…`" in refusal and "`/video defaults reset:image model`" in refusal
+    assert (
+        "`/video defaults image:…`" in refusal and "`/video defaults reset:image model`" in refusal
+    )
     assert h.zai.requests == [] and await spent(h) == 0
     again = await defaults(h, image="vidu2-image")
     assert "cannot be your default" in again and "cogvideox-3, viduq1-image" in again
