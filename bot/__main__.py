@@ -1,6 +1,7 @@
 """`python -m bot` runs the bot; `doctor` checks the set-up; `backup PATH` copies the database;
 `prune` runs the retention sweep now; `health` asks the running bot's /healthz (the container
-health check)."""
+health check); `move-to-postgres SQLITE_PATH` copies a SQLite database into DATABASE_URL's empty
+PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from pydantic import ValidationError
 
 from bot.settings import Settings, describe_errors
 
-USAGE = "usage: python -m bot [doctor | backup PATH | prune | health]"
+USAGE = (
+    "usage: python -m bot [doctor | backup PATH | prune | health | move-to-postgres SQLITE_PATH]"
+)
+TAKES_PATH = ("backup", "move-to-postgres")
 
 
 def main(argv: list[str]) -> int:
@@ -20,7 +24,7 @@ def main(argv: list[str]) -> int:
         from bot.doctor import doctor
 
         return asyncio.run(doctor())
-    if argv not in ([], ["health"], ["prune"]) and not (argv[:1] == ["backup"] and len(argv) == 2):
+    if argv not in ([], ["health"], ["prune"]) and not (len(argv) == 2 and argv[0] in TAKES_PATH):
         print(USAGE, file=sys.stderr)
         return 2
     settings = load_settings()
@@ -29,7 +33,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["backup"]:
         from bot.backup import run_backup
 
-        return run_backup(settings.database_path, argv[1])
+        return run_backup(settings, argv[1])
+    if argv[:1] == ["move-to-postgres"]:
+        from bot.move import run_move
+
+        return run_move(settings, argv[1])
     if argv == ["prune"]:
         from bot.prune import run_prune
 

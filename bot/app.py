@@ -34,7 +34,7 @@ class Resources:
     @property
     def scratch(self) -> Path:
         """The bot's scratch folder, next to the database: every temporary file goes here."""
-        return self.settings.database_path.parent / SCRATCH_DIR
+        return self.settings.scratch_parent / SCRATCH_DIR
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -50,11 +50,16 @@ def engine_config(settings: Settings) -> EngineConfig:
 async def open_resources(
     settings: Settings, policy: PollPolicy | None = None
 ) -> AsyncIterator[Resources]:
-    """Take the database's process lock, open it and the one HTTP client, build the engine."""
+    """Take the database's process lock, open it and the one HTTP client, build the engine.
+
+    The lock is SQLite's (one process per file); on PostgreSQL processes share the database
+    and register themselves instead (bot/registration.py, wired in bot/runner.py).
+    """
     lock = ProcessLock(settings.database_path)
-    lock.acquire()
+    if not settings.postgres:
+        lock.acquire()
     try:
-        db = await Database.open(settings.database_path)
+        db = await Database.open(settings.database)
     except BaseException:
         lock.release()
         raise

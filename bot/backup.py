@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.settings import Settings
 from storage import sql
 
 
@@ -119,8 +120,17 @@ def _verify(path: Path, version: int, rows: dict[str, int]) -> None:
         )
 
 
-def run_backup(source: Path, dest_arg: str) -> int:
+def run_backup(settings: Settings, dest_arg: str) -> int:
     """The CLI: one line of outcome, exit status 0 only for a verified copy."""
+    if settings.postgres:
+        print(
+            "error: backup copies the SQLite file; on PostgreSQL use pg_dump, e.g. "
+            "`pg_dump --format=custom --file=bot.dump DBNAME` (restore with pg_restore; "
+            "docs/scaling.md)",
+            flush=True,
+        )
+        return 1
+    source = settings.database_path
     dest = Path(dest_arg).expanduser().resolve()
     with contextlib.suppress(OSError):
         if dest.is_dir():

@@ -38,14 +38,21 @@ async def doctor() -> int:
 
 
 async def _check_database(settings: Settings) -> bool:
-    """The database opens and migrates."""
+    """The database opens, migrates and takes a write (PostgreSQL: the server, user, rights)."""
+    where = settings.database_label
     try:
-        db = await Database.open(settings.database_path)
+        db = await Database.open(settings.database)
+        try:
+            version = await db.migrate()
+            await db.set_meta("doctor", "ok")  # a real write: read-only rights fail here
+        finally:
+            await db.close()
     except Exception as exc:  # any failure is the verdict here
-        return _say(False, "database", f"{settings.database_path}: {exc}")
-    version = await db.migrate()
-    await db.close()
-    return _say(True, "database", f"{settings.database_path} at schema version {version}")
+        detail = str(exc)
+        for secret in settings.secrets():
+            detail = detail.replace(secret, "***")
+        return _say(False, "database", f"{where}: {detail}")
+    return _say(True, "database", f"{where} ({db.backend}) at schema version {version}")
 
 
 async def _check_key(settings: Settings) -> bool:

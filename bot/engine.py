@@ -1039,9 +1039,12 @@ class Engine:
         waiting = True
         try:
             async with self._submit_slots:
+                # Counted as waiting until the mark is committed: on PostgreSQL a concurrent
+                # count_active may run on another connection before it and not see it yet.
+                marked = not self._closing and await self.store.mark_submitting(job.id)
                 waiting = False
                 self._waiting_submits -= 1
-                if not self._closing and await self.store.mark_submitting(job.id):
+                if marked:
                     await (self._send_still(job) if job.mode == Mode.STILL else self._send(job))
         finally:
             if waiting:  # cancelled in the queue

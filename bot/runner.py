@@ -9,6 +9,7 @@ import signal
 from bot.app import open_resources
 from bot.logs import setup_logging
 from bot.metrics import serve_metrics
+from bot.registration import registered
 from bot.schedule import PollPolicy
 from bot.settings import Settings
 from cogs.app import configure_endpoints, make_bot
@@ -66,10 +67,13 @@ async def run(settings: Settings, policy: PollPolicy | None = None) -> None:
 
 async def _serve(settings: Settings, policy: PollPolicy | None) -> None:
     """The bot's whole life: resources, login, gateway, then an orderly close."""
-    async with open_resources(settings, policy) as resources:
+    async with (
+        open_resources(settings, policy) as resources,
+        registered(resources.db, settings.shards or ()),
+    ):
         bot = make_bot(resources)
         async with bot, serve_metrics(settings, bot, resources):
-            log.info("starting; database at %s%s", settings.database_path, _shards_note(settings))
+            log.info("starting; database at %s%s", settings.database_label, _shards_note(settings))
             await bot.start(settings.discord_token.get_secret_value())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,8 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from bot.providers.routing import Fallback, ProviderSettings
 from storage.retention import RetentionPolicy
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class LogLevel(StrEnum):
@@ -44,7 +47,10 @@ class Settings(ProviderSettings):
     zai_base_url: str = "https://api.z.ai/api/paas/v4"
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
-    database_url: str = "sqlite:///data/bot.db"
+    # sqlite:///path (one process, the default) or postgresql://user:password@host/db (several
+    # processes); a secret: it may hold a password.
+    database_url: SecretStr = SecretStr("sqlite:///data/bot.db")
+    data_dir: Path = Path("data")  # PostgreSQL: where the scratch folder goes (SQLite: beside it)
     dev_guild_id: int | None = None
     quota_daily_credits: int = Field(default=10, ge=0)
     max_inflight_per_user: int = Field(default=2, ge=1)
@@ -80,9 +86,11 @@ class Settings(ProviderSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _sqlite_url(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("must look like sqlite:///path/to/bot.db")
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("sqlite:///", *POSTGRES_SCHEMES)):
+            raise ValueError(
+                "must look like sqlite:///path/to/bot.db or postgresql://user@host:5432/db"
+            )
         return value
 
     @field_validator("log_level", mode="before")
@@ -136,12 +144,40 @@ class Settings(ProviderSettings):
     def secrets(self) -> list[str]:
         """Every configured secret, for the log filter."""
         keys = [self.discord_token, self.zai_api_key, self.gateway_api_key, self.geekai_api_key]
-        return [key.get_secret_value() for key in keys if key is not None]
+        password = urllib.parse.urlsplit(self.database_url.get_secret_value()).password
+        return [key.get_secret_value() for key in keys if key is not None] + (
+            [password, urllib.parse.unquote(password)] if password else []
+        )
+
+    @property
+    def postgres(self) -> bool:
+        """DATABASE_URL names a PostgreSQL database."""
+        return self.database_url.get_secret_value().startswith(POSTGRES_SCHEMES)
+
+    @property
+    def database(self) -> Path | str:
+        """What Database.open takes: the SQLite file, or the PostgreSQL URL."""
+        return self.database_url.get_secret_value() if self.postgres else self.database_path
+
+    @property
+    def database_label(self) -> str:
+        """The database for messages and logs: the file, or the URL without its password."""
+        if not self.postgres:
+            return str(self.database_path)
+        url = urllib.parse.urlsplit(self.database_url.get_secret_value())
+        if url.password is None:
+            return url.geturl()
+        return url._replace(netloc=url.netloc.replace(f":{url.password}@", ":***@", 1)).geturl()
 
     @property
     def database_path(self) -> Path:
         """The SQLite file named by DATABASE_URL."""
-        return Path(self.database_url.removeprefix("sqlite:///"))
+        return Path(self.database_url.get_secret_value().removeprefix("sqlite:///"))
+
+    @property
+    def scratch_parent(self) -> Path:
+        """Where the scratch folder goes: beside the SQLite file, or DATA_DIR on PostgreSQL."""
+        return self.data_dir if self.postgres else self.database_path.parent
 
     @property
     def retention(self) -> RetentionPolicy:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from storage import sql
-from storage.db import Database
+from storage.db import Conn, Database
 
 
 class DefaultsStore:
@@ -31,9 +31,13 @@ class DefaultsStore:
     ) -> None:
         """Forget some defaults, then store others, in one transaction (all or none)."""
         now = time.time()
-        async with self.db.transaction() as conn:
-            for name in forget:
-                await conn.execute(sql.DELETE_MEMBER_DEFAULT, (guild_id, user_id, name))
-            for name, value in values.items():
-                params = (guild_id, user_id, name, json.dumps(value), now)
-                await conn.execute(sql.UPSERT_MEMBER_DEFAULT, params)
+        gone = [(guild_id, user_id, name) for name in forget]
+        rows = [(guild_id, user_id, n, json.dumps(v), now) for n, v in values.items()]
+
+        def write(conn: Conn) -> None:
+            if gone:
+                conn.executemany(sql.DELETE_MEMBER_DEFAULT, gone)
+            if rows:
+                conn.executemany(sql.UPSERT_MEMBER_DEFAULT, rows)
+
+        await self.db.run(write)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from storage import sql
 from storage.credits import day_key
-from storage.db import Database, placeholders, sha256_hex
+from storage.db import Conn, Database, lock_scope, placeholders, sha256_hex
 from storage.errors import RefusalKind, Refused
 from storage.rows import Job, NewJob, StoredImage, insert_params
 from storage.states import UNFINISHED, JobState
@@ -41,10 +40,9 @@ class JobStore:
         now = time.time() if now is None else now
         day = day_key(now)
 
-        def admit(conn: sqlite3.Connection) -> Any:
+        def admit(conn: Conn) -> Any:
             _admissible(conn, new, day, allowance, max_inflight, guild_cap)
-            job_id = conn.execute(sql.INSERT_JOB, insert_params(new, day, now)).lastrowid
-            assert job_id is not None
+            [(job_id,)] = conn.execute(sql.INSERT_JOB, insert_params(new, day, now)).fetchall()
             if inputs_from is None:
                 _store_images(conn, job_id, images, now)
             elif conn.execute(sql.COPY_JOB_INPUTS, (job_id, inputs_from)).rowcount == 0:
@@ -71,7 +69,7 @@ class JobStore:
         """
         day = day_key(time.time() if now is None else now)
 
-        def probe(conn: sqlite3.Connection) -> None:
+        def probe(conn: Conn) -> None:
             _admissible(conn, new, day, allowance, max_inflight, guild_cap)
             raise _Admissible
 
@@ -237,9 +235,9 @@ class JobStore:
         """Move a job to a final bad state, refunding its credit exactly once if asked."""
         now = time.time() if now is None else now
         query = sql.MARK_ENDED % placeholders(from_states)
-        params = (state, code, message[:500], now, refund, now, job_id, *from_states)
+        params = (state, code, message[:500], now, int(refund), now, job_id, *from_states)
 
-        def finish(conn: sqlite3.Connection) -> bool:
+        def finish(conn: Conn) -> bool:
             if conn.execute(query, params).rowcount != 1:
                 return False
             if refund:
@@ -254,22 +252,27 @@ class _Admissible(Exception):
 
 
 def _admissible(
-    conn: sqlite3.Connection,
+    conn: Conn,
     new: NewJob,
     day: str,
     allowance: int,
     max_inflight: int,
     guild_cap: int | None,
 ) -> None:
-    """In-flight slot, the member's credits, the server's cap (reserved, inside a transaction)."""
+    """In-flight slot, the member's credits, the server's cap (reserved, inside a transaction).
+
+    The in-flight count is read, then acted on: on PostgreSQL (READ COMMITTED, several
+    processes) a lock per member keeps two admissions of one member from both counting the
+    same jobs. The credit and cap reservations are conditional UPDATEs: the row lock and the
+    re-check of their WHERE make them safe on their own (docs/scaling.md).
+    """
+    lock_scope(conn, f"admission:user:{new.user_id}")
     _check_inflight(conn, new.user_id, max_inflight)
     _reserve(conn, new, day, allowance)
     _reserve_guild(conn, new, day, guild_cap)
 
 
-def _store_images(
-    conn: sqlite3.Connection, job_id: int, images: Sequence[StoredImage], now: float
-) -> None:
+def _store_images(conn: Conn, job_id: int, images: Sequence[StoredImage], now: float) -> None:
     """Store each picture once per content and link it to the job in order."""
     for position, image in enumerate(images):
         digest = sha256_hex(image.data)
@@ -278,14 +281,14 @@ def _store_images(
         conn.execute(sql.INSERT_JOB_INPUT, (job_id, position, digest))
 
 
-def _check_inflight(conn: sqlite3.Connection, user_id: int, max_inflight: int) -> None:
+def _check_inflight(conn: Conn, user_id: int, max_inflight: int) -> None:
     """Refuse a user who already has the maximum of unfinished jobs."""
     count = conn.execute(sql.COUNT_USER_UNFINISHED, (user_id,)).fetchone()[0]
     if count >= max_inflight:
         raise Refused(RefusalKind.IN_FLIGHT, count=count, limit=max_inflight)
 
 
-def _reserve(conn: sqlite3.Connection, new: NewJob, day: str, allowance: int) -> None:
+def _reserve(conn: Conn, new: NewJob, day: str, allowance: int) -> None:
     """Take the job's cost from today's credits, or refuse."""
     conn.execute(sql.ENSURE_USAGE_ROW, (new.guild_id, new.user_id, day))
     params = {
@@ -300,7 +303,7 @@ def _reserve(conn: sqlite3.Connection, new: NewJob, day: str, allowance: int) ->
         raise Refused(RefusalKind.CREDITS, cost=new.cost)
 
 
-def _reserve_guild(conn: sqlite3.Connection, new: NewJob, day: str, cap: int | None) -> None:
+def _reserve_guild(conn: Conn, new: NewJob, day: str, cap: int | None) -> None:
     """Take the cost from the server's daily cap too, or refuse."""
     conn.execute(sql.ENSURE_GUILD_USAGE_ROW, (new.guild_id, day))
     params = {"cost": new.cost, "guild_id": new.guild_id, "day": day, "cap": cap}
@@ -309,7 +312,7 @@ def _reserve_guild(conn: sqlite3.Connection, new: NewJob, day: str, cap: int | N
         raise Refused(RefusalKind.GUILD_CAP, cost=new.cost)
 
 
-def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> None:
+def _refund(conn: Conn, job_id: int, now: float, reason: str) -> None:
     """Give a job's credit back where the member sees it: today (see _refund_later)."""
     row = conn.execute(sql.SELECT_JOB, (job_id,)).fetchone()
     if row["credit_day"] != day_key(now):
@@ -337,7 +340,7 @@ def _refund(conn: sqlite3.Connection, job_id: int, now: float, reason: str) -> N
     conn.execute(sql.INSERT_LEDGER, ledger)
 
 
-def _refund_later(conn: sqlite3.Connection, row: Any, now: float, reason: str) -> None:
+def _refund_later(conn: Conn, row: Any, now: float, reason: str) -> None:
     """A credit taken on an earlier UTC day comes back as a grant on today's row.
 
     Released on its own day it would never show in /quota (that day is over). Lowering today's

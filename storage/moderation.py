@@ -8,7 +8,7 @@ from typing import Any
 
 from storage import sql
 from storage.credits import day_key
-from storage.db import Database
+from storage.db import Conn, Database, lock_scope
 
 # The only guild_settings columns a moderator command may set (UPDATE_GUILD_SETTING's %s).
 SETTING_COLUMNS = frozenset(
@@ -63,9 +63,14 @@ class ModerationStore:
         """Set one guild setting (column from the allow-list only)."""
         if column not in SETTING_COLUMNS:
             raise ValueError(f"not a guild setting: {column}")
-        async with self.db.transaction() as conn:
-            await conn.execute(sql.ENSURE_GUILD_SETTINGS, (guild_id,))
-            await conn.execute(sql.UPDATE_GUILD_SETTING % column, (value, guild_id))
+
+        query = sql.UPDATE_GUILD_SETTING % column
+
+        def update(conn: Conn) -> None:
+            conn.execute(sql.ENSURE_GUILD_SETTINGS, (guild_id,))
+            conn.execute(query, (value, guild_id))
+
+        await self.db.run(update)
 
     async def guilds_with_alerts(self) -> list[tuple[int, int]]:
         """(guild, channel) pairs where moderators want alerts."""
@@ -81,35 +86,20 @@ class ModerationStore:
         """Extra credits for today, with a ledger row."""
         now = time.time()
         day = day_key(now)
-        async with self.db.transaction() as conn:
-            await conn.execute(sql.ENSURE_USAGE_ROW, (guild_id, user_id, day))
-            params = {"amount": amount, "guild_id": guild_id, "user_id": user_id, "day": day}
-            await conn.execute(sql.GRANT_CREDITS, params)
-            await conn.execute(
-                sql.INSERT_LEDGER, (guild_id, user_id, day, amount, reason, None, actor_id, now)
-            )
+        params = {"amount": amount, "guild_id": guild_id, "user_id": user_id, "day": day}
+        ledger = (guild_id, user_id, day, amount, reason, None, actor_id, now)
+
+        def give(conn: Conn) -> None:
+            conn.execute(sql.ENSURE_USAGE_ROW, (guild_id, user_id, day))
+            conn.execute(sql.GRANT_CREDITS, params)
+            conn.execute(sql.INSERT_LEDGER, ledger)
+
+        await self.db.run(give)
 
     async def reset(self, guild_id: int, user_id: int, actor_id: int) -> int:
         """Give back today's spent credits (not those of unfinished jobs, which refund themselves)."""
         now = time.time()
-        day = day_key(now)
-        async with self.db.transaction() as conn:
-            usage = await (
-                await conn.execute(sql.SELECT_USAGE, (guild_id, user_id, day))
-            ).fetchone()
-            pending = (
-                await (
-                    await conn.execute(sql.SUM_UNFINISHED_COST, (guild_id, user_id, day))
-                ).fetchone()
-            )[0]
-            used, granted = (usage[0], usage[1]) if usage else (0, 0)
-            back = max(0, used - granted - pending)
-            if back:
-                params = {"amount": back, "guild_id": guild_id, "user_id": user_id, "day": day}
-                await conn.execute(sql.GRANT_CREDITS, params)
-                ledger = (guild_id, user_id, day, back, "reset", None, actor_id, now)
-                await conn.execute(sql.INSERT_LEDGER, ledger)
-        return back
+        return await self.db.run(lambda conn: _reset(conn, guild_id, user_id, actor_id, now))
 
     # --- costs ----------------------------------------------------------------------------
 
@@ -213,3 +203,21 @@ class ModerationStore:
         models = await self.db.fetchall(sql.STATS_BY_MODEL, (guild_id, since))
         users = await self.db.fetchall(sql.STATS_TOP_USERS, (guild_id, since, top))
         return {"models": [dict(r) for r in models], "users": [dict(r) for r in users]}
+
+
+def _reset(conn: Conn, guild_id: int, user_id: int, actor_id: int, now: float) -> int:
+    """Grant back today's spent credits (one transaction; see ModerationStore.reset)."""
+    day = day_key(now)
+    # Read-then-write: no admission of this member may change `used` in between (PostgreSQL).
+    lock_scope(conn, f"admission:user:{user_id}")
+    usage = conn.execute(sql.SELECT_USAGE, (guild_id, user_id, day)).fetchone()
+    pending = conn.execute(sql.SUM_UNFINISHED_COST, (guild_id, user_id, day)).fetchone()[0]
+    used, granted = (usage[0], usage[1]) if usage else (0, 0)
+    back = max(0, used - granted - pending)
+    if back:
+        params = {"amount": back, "guild_id": guild_id, "user_id": user_id, "day": day}
+        conn.execute(sql.GRANT_CREDITS, params)
+        conn.execute(
+            sql.INSERT_LEDGER, (guild_id, user_id, day, back, "reset", None, actor_id, now)
+        )
+    return back

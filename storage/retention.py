@@ -9,13 +9,13 @@ waits on the sweep and other writers wait at most one batch.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from storage import sql
-from storage.db import Database, placeholders
+from storage.db import Conn, Database, placeholders
 
 DAY = 86_400.0
 
@@ -60,7 +60,7 @@ class SweepReport:
         )
 
 
-Step = Callable[[sqlite3.Connection], tuple[SweepReport, bool]]
+Step = Callable[[Conn], tuple[SweepReport, bool]]
 
 
 class Retention:
@@ -99,7 +99,7 @@ class Retention:
             report.add(done)
 
 
-def _timed(conn: sqlite3.Connection, step: Step) -> tuple[SweepReport, bool]:
+def _timed(conn: Conn, step: Step) -> tuple[SweepReport, bool]:
     """Run a step, noting how long it held the write lock."""
     started = time.perf_counter()
     done, more = step(conn)
@@ -107,9 +107,7 @@ def _timed(conn: sqlite3.Connection, step: Step) -> tuple[SweepReport, bool]:
     return done, more
 
 
-def _release_expired(
-    conn: sqlite3.Connection, cutoff: float, limit: int
-) -> tuple[SweepReport, bool]:
+def _release_expired(conn: Conn, cutoff: float, limit: int) -> tuple[SweepReport, bool]:
     """Drop the picture links of up to `limit` jobs that ended before `cutoff`."""
     jobs = [r[0] for r in conn.execute(sql.SELECT_EXPIRED_INPUT_JOBS, (cutoff, limit))]
     if jobs:
@@ -117,9 +115,7 @@ def _release_expired(
     return SweepReport(jobs_released=len(jobs)), len(jobs) == limit
 
 
-def _delete_old_jobs(
-    conn: sqlite3.Connection, cutoff: float, limit: int
-) -> tuple[SweepReport, bool]:
+def _delete_old_jobs(conn: Conn, cutoff: float, limit: int) -> tuple[SweepReport, bool]:
     """Delete up to `limit` job rows that ended before `cutoff`; the ledger rows stay."""
     jobs = [r[0] for r in conn.execute(sql.SELECT_OLD_JOBS, (cutoff, limit))]
     if jobs:
@@ -130,7 +126,7 @@ def _delete_old_jobs(
     return SweepReport(jobs_deleted=len(jobs)), len(jobs) == limit
 
 
-def _delete_unused_media(conn: sqlite3.Connection, limit: int) -> tuple[SweepReport, bool]:
+def _delete_unused_media(conn: Conn, limit: int) -> tuple[SweepReport, bool]:
     """Delete up to `limit` pictures that no job links any more."""
     digests = [r[0] for r in conn.execute(sql.SELECT_UNUSED_MEDIA, (limit,))]
     if not digests:
@@ -139,7 +135,7 @@ def _delete_unused_media(conn: sqlite3.Connection, limit: int) -> tuple[SweepRep
     return _delete_media(conn, rows), len(digests) == limit
 
 
-def _purge(conn: sqlite3.Connection, job_id: int) -> tuple[SweepReport, bool]:
+def _purge(conn: Conn, job_id: int) -> tuple[SweepReport, bool]:
     """Drop one ended job's links and the pictures nobody else links (one transaction)."""
     if conn.execute(sql.SELECT_FINAL_JOB, (job_id,)).fetchone() is None:
         return SweepReport(), False  # unfinished: it still needs its pictures
@@ -154,7 +150,7 @@ def _purge(conn: sqlite3.Connection, job_id: int) -> tuple[SweepReport, bool]:
     return report, False
 
 
-def _delete_media(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> SweepReport:
+def _delete_media(conn: Conn, rows: Sequence[Any]) -> SweepReport:
     """Delete these pictures (rows of sha256, size)."""
     digests = [r[0] for r in rows]
     if digests:

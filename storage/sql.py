@@ -17,7 +17,8 @@ from storage.states import JobState as S
 
 FINAL_IN = sql_in(FINAL)  # (here: migration 6 uses it)
 
-# Migrations: index + 1 is the schema version stored in PRAGMA user_version.
+# Migrations: index + 1 is the schema version stored in PRAGMA user_version (SQLite) or the
+# schema_version table (PostgreSQL, where storage/pg.py translates the types: see PG_TYPES).
 MIGRATIONS: list[str] = [
     # 1: jobs, their inputs, credits and per-guild settings.
     """
@@ -222,7 +223,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
     """,
-    # 9: members' own defaults per server (issue 12): one row per name (a mode's model, an
+    # 9: bot processes sharing a PostgreSQL database register here (issue 16): which shards
+    # each serves and when it was last alive. (SQLite has one process, held by a file lock.)
+    """
+    CREATE TABLE processes (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        shard_ids TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
+    """,
+    # 10: members' own defaults per server (issue 12): one row per name (a mode's model, an
     # option, `private`), the value as JSON so a bool, a number and a text come back as such.
     """
     CREATE TABLE member_defaults (
@@ -265,7 +278,7 @@ JOB_COLUMNS = ", ".join(job_columns())
 
 INSERT_COLUMNS = ", ".join(insert_columns())
 INSERT_VALUES = ", ".join(":" + c for c in insert_columns())
-INSERT_JOB = f"INSERT INTO jobs ({INSERT_COLUMNS}) VALUES ({INSERT_VALUES})"  # noqa: S608
+INSERT_JOB = f"INSERT INTO jobs ({INSERT_COLUMNS}) VALUES ({INSERT_VALUES}) RETURNING id"  # noqa: S608
 
 # A picture already stored (same bytes) is not written again: jobs share it.
 INSERT_MEDIA = """
@@ -367,7 +380,7 @@ SELECT min(t) FROM (
     SELECT min(next_poll_at) AS t FROM jobs WHERE state = {PROCESSING} AND next_poll_at > ?
     UNION ALL
     SELECT min(next_attempt_at) FROM jobs WHERE state = {QUEUED} AND next_attempt_at > ?
-)
+) AS wakes
 """  # noqa: S608
 
 # What the poll schedule learns from: finished after last_running_at (or the submit, when no
@@ -432,7 +445,7 @@ WHERE id = ? AND state = {PROCESSING}
 # A job ends badly at most once: the state guard makes the refund below happen once.
 MARK_ENDED = """
 UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = coalesce(finished_at, ?),
-       refunded = CASE WHEN ? THEN 1 ELSE refunded END, updated_at = ?
+       refunded = CASE WHEN ? = 1 THEN 1 ELSE refunded END, updated_at = ?
 WHERE id = ? AND state IN (%s)
 """
 
@@ -464,7 +477,8 @@ ENSURE_GUILD_USAGE_ROW = "INSERT OR IGNORE INTO guild_usage (guild_id, day) VALU
 # The server's daily cap, taken in the same transaction as the user's credit.
 RESERVE_GUILD_CREDITS = """
 UPDATE guild_usage SET used = used + :cost
-WHERE guild_id = :guild_id AND day = :day AND (:cap IS NULL OR used + :cost <= :cap)
+WHERE guild_id = :guild_id AND day = :day
+  AND (CAST(:cap AS INTEGER) IS NULL OR used + :cost <= :cap)
 """
 
 RELEASE_GUILD_CREDITS = """
@@ -538,7 +552,9 @@ DELETE_BAN = "DELETE FROM bans WHERE guild_id = ? AND user_id = ?"
 SELECT_BLOCKLIST = "SELECT pattern, is_regex FROM blocklist WHERE guild_id = ? ORDER BY created_at"
 
 INSERT_BLOCK = """
-INSERT OR REPLACE INTO blocklist (guild_id, pattern, is_regex, actor_id, created_at) VALUES (?, ?, ?, ?, ?)
+INSERT INTO blocklist (guild_id, pattern, is_regex, actor_id, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (guild_id, pattern) DO UPDATE SET is_regex = excluded.is_regex,
+    actor_id = excluded.actor_id, created_at = excluded.created_at
 """
 
 DELETE_BLOCK = "DELETE FROM blocklist WHERE guild_id = ? AND pattern = ?"
@@ -704,3 +720,100 @@ ON CONFLICT (guild_id, user_id, name) DO UPDATE SET value = excluded.value,
 DELETE_MEMBER_DEFAULT = (
     "DELETE FROM member_defaults WHERE guild_id = ? AND user_id = ? AND name = ?"
 )
+
+# --- processes (storage/processes.py): registration on PostgreSQL ---------------------------
+
+UPSERT_PROCESS = """
+INSERT INTO processes (id, host, pid, shard_ids, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+    shard_ids = excluded.shard_ids, heartbeat_at = excluded.heartbeat_at
+"""
+
+HEARTBEAT_PROCESS = "UPDATE processes SET heartbeat_at = ? WHERE id = ?"
+
+DELETE_PROCESS = "DELETE FROM processes WHERE id = ?"
+
+SELECT_PROCESSES = """
+SELECT id, host, pid, shard_ids, started_at, heartbeat_at FROM processes ORDER BY started_at, id
+"""
+
+DELETE_STALE_PROCESSES = "DELETE FROM processes WHERE heartbeat_at < ?"
+
+
+# --- PostgreSQL dialect (storage/pg.py) --------------------------------------------------------
+# Statements above are written for SQLite; storage/pg.py translates the mechanical differences
+# (`?`/`:name` parameters, INSERT OR IGNORE, INDEXED BY) and uses these where the text differs.
+
+# Serialises transactions over one key until commit (storage.db.lock_scope; PostgreSQL only).
+LOCK_SCOPE = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
+
+# Concurrent starts migrate one at a time (the loser then finds the schema current).
+PG_LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(hashtextextended('videobot:migrate', 0))"
+
+PG_CREATE_SCHEMA_VERSION = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+
+PG_SELECT_SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM schema_version"
+
+PG_CLEAR_SCHEMA_VERSION = "DELETE FROM schema_version"
+
+PG_SET_SCHEMA_VERSION = "INSERT INTO schema_version (version) VALUES (?)"
+
+# The tables whose `id` is an identity column: their sequences move past copied ids.
+PG_RESET_IDENTITIES = (
+    "SELECT setval(pg_get_serial_sequence('jobs', 'id'), coalesce(max(id), 0) + 1, false)"
+    " FROM jobs",
+    "SELECT setval(pg_get_serial_sequence('credit_ledger', 'id'), coalesce(max(id), 0) + 1,"
+    " false) FROM credit_ledger",
+    "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), coalesce(max(id), 0) + 1, false)"
+    " FROM audit_log",
+)
+
+PG_SELECT_TABLES = """
+SELECT table_name FROM information_schema.tables
+WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name
+"""
+
+# Statements whose PostgreSQL text differs beyond the mechanical translation.
+PG_STATEMENTS: dict[str, str] = {
+    SELECT_DUE_POLLS: f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE state = {PROCESSING} AND next_poll_at <= ?
+  AND id NOT IN (SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(? AS jsonb)))
+ORDER BY next_poll_at LIMIT ?
+""",  # noqa: S608 (enum values)
+    METRICS_DELIVERY_LAG: f"""
+SELECT (SELECT count(*) FROM jsonb_array_elements_text(CAST(:bounds AS jsonb)) AS b(value)
+        WHERE CAST(b.value AS DOUBLE PRECISION) < x) AS bucket,
+       count(*), sum(x)
+FROM (SELECT delivered_at - finished_at AS x FROM jobs
+      WHERE state = {DELIVERED} AND delivered_at IS NOT NULL AND finished_at IS NOT NULL) AS lags
+GROUP BY bucket
+""",  # noqa: S608 (enum values)
+    METRICS_POLLS: """
+SELECT (SELECT count(*) FROM jsonb_array_elements_text(CAST(:bounds AS jsonb)) AS b(value)
+        WHERE CAST(b.value AS DOUBLE PRECISION) < x) AS bucket,
+       count(*), sum(x)
+FROM (SELECT polls AS x FROM jobs WHERE task_id IS NOT NULL AND finished_at IS NOT NULL) AS p
+GROUP BY bucket
+""",
+    # SQLite's CROSS JOIN fixes the join order; PostgreSQL plans it itself.
+    SELECT_EXPIRED_INPUT_JOBS: f"""
+SELECT DISTINCT i.job_id FROM job_inputs i JOIN jobs j ON j.id = i.job_id
+WHERE j.state IN {FINAL_IN} AND j.updated_at < ? LIMIT ?
+""",  # noqa: S608 (enum values)
+}
+
+# --- move-to-postgres (bot/move.py): table and column names come from the SQLite schema -------
+
+SQLITE_TABLE_COLUMNS = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
+
+PG_TABLE_COLUMNS = """
+SELECT column_name FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position
+"""
+
+# Table names checked against SELECT_TABLES before use; rowid order keeps a Re-roll after the
+# job it copies (its parent_job_id refers back). Columns by position, checked equal first.
+COPY_SELECT = 'SELECT * FROM "%s" ORDER BY rowid'  # noqa: S608
+
+COPY_INSERT = 'INSERT INTO "%s" VALUES (%s)'  # noqa: S608

@@ -1,9 +1,10 @@
-"""Shared fixtures: the loopback fake of Z.AI, a real SQLite file, an engine wired to both."""
+"""Shared fixtures: the loopback fake of Z.AI, a real database (SQLite, and PostgreSQL when
+TEST_DATABASE_URL is set), an engine wired to both."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,13 @@ from storage.credits import Credits
 from storage.db import Database
 from storage.jobs import Job, JobStore
 from tests.fakes.zai import FakeZai
+from tests.pg import BACKENDS, pg_schema, pg_summary
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One plain line saying whether the PostgreSQL half ran."""
+    terminalreporter.write_line(pg_summary())
+
 
 FAST_POLLS = PollPolicy(
     interval=0.02,
@@ -68,10 +76,21 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "bot.db"
 
 
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
+    """A fresh database's DATABASE_URL, per backend: a SQLite file, or a PostgreSQL schema of
+    its own (skipped, and counted in the summary, when TEST_DATABASE_URL is not set)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{db_path}"
+        return
+    with pg_schema() as url:
+        yield url
+
+
 @pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    """An opened, migrated database."""
-    database = await Database.open(db_path)
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """An opened, migrated database (each backend)."""
+    database = await Database.open(database_url)
     yield database
     await database.close()
 

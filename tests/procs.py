@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.schedule import PollPolicy
+from storage.db import is_postgres_url
 
 if TYPE_CHECKING:
     from tests.fakes.discord import FakeDiscord
@@ -40,9 +41,17 @@ START_TIMEOUT = 30.0
 
 
 def bot_env(
-    fake_discord: FakeDiscord, fake_zai: FakeZai, db_path: Path, **extra: str
+    fake_discord: FakeDiscord,
+    fake_zai: FakeZai,
+    db_path: Path,
+    database_url: str | None = None,
+    **extra: str,
 ) -> dict[str, str]:
-    """A clean environment for the child: the fakes' addresses, the database, no inherited secrets."""
+    """A clean environment for the child: the fakes' addresses, the database, no inherited secrets.
+
+    `database_url`: the database (a PostgreSQL schema of the test's own); default the SQLite
+    file at `db_path`, whose folder holds the scratch files either way.
+    """
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(ROOT),
@@ -53,7 +62,8 @@ def bot_env(
         "ZAI_BASE_URL": fake_zai.base_url,
         "DISCORD_API_BASE": fake_discord.api_base,
         "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
-        "DATABASE_URL": f"sqlite:///{db_path}",
+        "DATABASE_URL": database_url or f"sqlite:///{db_path}",
+        "DATA_DIR": str(db_path.parent),
         "TRUSTED_MEDIA_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "INFO",
         "MAX_INFLIGHT_PER_USER": "5",
@@ -162,9 +172,14 @@ async def _connected(fake_discord: FakeDiscord, bot: BotProcess) -> None:
     ready.result()
 
 
-def query(db_path: Path, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-    """Rows of a read-only query against the child's database file (WAL lets both read)."""
-    conn = sqlite3.connect(db_path, timeout=10)
+def query(database: Path | str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """Rows of a read-only query against the child's database (a file: WAL lets both read;
+    or a DATABASE_URL, SQLite or PostgreSQL)."""
+    if is_postgres_url(database):
+        from tests.pg import pg_query  # not in the child, which runs this module as the bot
+
+        return pg_query(str(database), sql, params)
+    conn = sqlite3.connect(str(database).removeprefix("sqlite:///"), timeout=10)
     conn.row_factory = sqlite3.Row
     try:
         return list(conn.execute(sql, params))

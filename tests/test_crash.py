@@ -59,7 +59,7 @@ class World:
     zai: FakeZai
     guild: FakeGuild
     alice: FakeUser
-    db_path: Path
+    db_path: Path  # its folder holds the scratch files
     env: dict[str, str]
     cwd: Path
     log_path: Path
@@ -75,7 +75,7 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
     """Fakes in this process; the child gets a cwd without .env and a fresh database path."""
     async with FakeDiscord() as fake_discord, FakeZai() as fake_zai:
         alice = fake_discord.add_user("alice")
@@ -83,13 +83,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         db_path = tmp_path / "data" / "bot.db"
         cwd = tmp_path / "cwd"
         cwd.mkdir()
-        env = bot_env(fake_discord, fake_zai, db_path)
+        env = bot_env(fake_discord, fake_zai, db_path, database_url)
         yield World(fake_discord, fake_zai, guild, alice, db_path, env, cwd, tmp_path / "bot.log")
 
 
 def job_row(world: World) -> dict[str, object] | None:
     """The one job of the test, as a dict (None before it exists)."""
-    rows = query(world.db_path, "SELECT * FROM jobs ORDER BY id")
+    rows = query(world.env["DATABASE_URL"], "SELECT * FROM jobs ORDER BY id")
     assert len(rows) <= 1, "the test makes one job"
     return dict(rows[0]) if rows else None
 
@@ -170,7 +170,8 @@ def told(world: World, job_id: int) -> bool:
 def ledger(world: World, job_id: int) -> list[tuple[str, int]]:
     """(reason, delta) rows of the job's credit ledger."""
     rows = query(
-        world.db_path, "SELECT reason, delta FROM credit_ledger WHERE job_id = ? ORDER BY id",
+        world.env["DATABASE_URL"],
+        "SELECT reason, delta FROM credit_ledger WHERE job_id = ? ORDER BY id",
         (job_id,),
     )  # fmt: skip
     return [(r["reason"], r["delta"]) for r in rows]
@@ -193,7 +194,7 @@ async def test_kill_9_then_restart_ends_every_job_once(world: World, point: Poin
         assert job["error_code"] == "submit_unconfirmed"
         assert ledger(world, job_id) == [("reserve", -1), ("refund", 1)] and job["refunded"] == 1
         assert told(world, job_id)
-    [usage] = query(world.db_path, "SELECT used FROM credit_usage")
+    [usage] = query(world.env["DATABASE_URL"], "SELECT used FROM credit_usage")
     assert usage["used"] == -sum(delta for _, delta in ledger(world, job_id))
     assert list((world.db_path.parent / "scratch").iterdir()) == []  # no leftover video files
     assert "Traceback" not in world.log_path.read_text()

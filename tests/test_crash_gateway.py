@@ -54,7 +54,7 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
     """The fakes in this process; the child has the gateway configured beside Z.AI."""
     async with (
         FakeDiscord() as fake_discord,
@@ -70,6 +70,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             fake_discord,
             fake_zai,
             db_path,
+            database_url,
             GATEWAY_BASE_URL=gateway.base_url,
             GATEWAY_API_KEY=gateway.api_key,
             PROVIDER_FALLBACK="on",

@@ -102,6 +102,7 @@ OPERATOR_MODULES = {
     "bot/__main__.py",
     "bot/backup.py",
     "bot/doctor.py",
+    "bot/move.py",  # move-to-postgres (CLI)
     "bot/prune.py",
     "bot/settings.py",
     "bot/metrics.py",

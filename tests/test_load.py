@@ -52,11 +52,11 @@ class Crowd:
     guild: FakeGuild
     users: list[FakeUser]
     channels: list[FakeChannel]
-    db_path: Path
+    db_path: Path | str  # the DATABASE_URL
 
 
 @pytest.fixture
-async def crowd(tmp_path: Path) -> AsyncIterator[Crowd]:
+async def crowd(tmp_path: Path, database_url: str) -> AsyncIterator[Crowd]:
     """A child bot allowing 5 unfinished jobs a user, against a provider limited to 5 tasks."""
     zai = FakeZai(concurrency=CONCURRENCY, generation_seconds=generation(3, 0.05, 0.25))
     async with FakeDiscord() as fake_discord, zai:
@@ -70,13 +70,14 @@ async def crowd(tmp_path: Path) -> AsyncIterator[Crowd]:
             fake_discord,
             zai,
             db_path,
+            database_url,
             QUOTA_DAILY_CREDITS=str(ROUNDS),
             MAX_INFLIGHT_PER_USER=str(ROUNDS),
             ZAI_MAX_CONCURRENT_TASKS=str(CONCURRENCY),
         )
         bot = await start_bot(fake_discord, env, tmp_path / "cwd", tmp_path / "bot.log")
         try:
-            yield Crowd(fake_discord, zai, guild, users, channels, db_path)
+            yield Crowd(fake_discord, zai, guild, users, channels, database_url)
         finally:
             assert await bot.stop() == 0, bot.log()
 
@@ -104,7 +105,7 @@ async def burst(c: Crowd) -> list[FakeInteraction]:
 
 async def _accepted(c: Crowd, count: int) -> None:
     """Wait until `count` jobs exist."""
-    await eventually(lambda: _count(c, "1") >= count, timeout=30, what=f"{count} accepted jobs")
+    await eventually(lambda: _count(c, "TRUE") >= count, timeout=30, what=f"{count} accepted jobs")
 
 
 def _count(c: Crowd, where: str) -> int:
@@ -183,7 +184,9 @@ VIDEO_SIZE = 40 * MiB
 VIDEOS = 3
 
 
-async def test_memory_stays_flat_while_relaying_big_videos(tmp_path: Path) -> None:
+async def test_memory_stays_flat_while_relaying_big_videos(
+    tmp_path: Path, database_url: str
+) -> None:
     """Three 40 MiB videos go through a child bot; its peak RSS grows far less than one video."""
     async with FakeDiscord() as fake_discord, FakeZai(video_size=VIDEO_SIZE) as fake_zai:
         alice = fake_discord.add_user("alice")
@@ -192,7 +195,7 @@ async def test_memory_stays_flat_while_relaying_big_videos(tmp_path: Path) -> No
         )
         db_path = tmp_path / "data" / "bot.db"
         (tmp_path / "cwd").mkdir()
-        env = bot_env(fake_discord, fake_zai, db_path)
+        env = bot_env(fake_discord, fake_zai, db_path, database_url)
         bot = await start_bot(fake_discord, env, tmp_path / "cwd", tmp_path / "bot.log")
         try:
             before = bot.status_kib("VmHWM")
@@ -202,7 +205,7 @@ async def test_memory_stays_flat_while_relaying_big_videos(tmp_path: Path) -> No
                     options={"prompt": f"big video {n}"},
                 )  # fmt: skip
                 await eventually(
-                    lambda n=n: _delivered(db_path) >= n, timeout=60, what=f"video {n}"
+                    lambda n=n: _delivered(database_url) >= n, timeout=60, what=f"video {n}"
                 )
             after = bot.status_kib("VmHWM")
         finally:
@@ -218,6 +221,6 @@ async def test_memory_stays_flat_while_relaying_big_videos(tmp_path: Path) -> No
     assert growth < VIDEO_SIZE / 4
 
 
-def _delivered(db_path: Path) -> int:
+def _delivered(db_path: Path | str) -> int:
     """Delivered jobs in the child's database."""
     return query(db_path, "SELECT count(*) FROM jobs WHERE state = 'delivered'")[0][0]

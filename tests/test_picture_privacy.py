@@ -120,8 +120,11 @@ async def test_nothing_of_the_gps_block_reaches_the_provider_or_the_database(
         sent = base64.b64decode(uri.split(",", 1)[1])
         assert not _has_gps(sent) and _leaks(sent) == []
     await eng.close()  # the scheduler stops reading before the file is closed and read raw
-    await db.close()
-    raw = b"".join(p.read_bytes() for p in db.path.parent.glob("bot.db*"))
+    if db.backend == "sqlite":
+        await db.close()
+        raw = b"".join(p.read_bytes() for p in db.path.parent.glob("bot.db*"))
+    else:  # the server's files are not ours to read: every stored picture's bytes
+        raw = b"".join(bytes(r[0]) for r in await db.fetchall("SELECT data FROM media"))
     assert _leaks(raw) == []
     assert b"PhoneMaker" not in raw
 

@@ -34,6 +34,7 @@ FIGURES = {
     "scale": "scale:scale_figure",
     "relay": "relay:relay_figure",
     "storage": "reservations:storage_figure",
+    "storage-pg": "reservations:postgres_figure",
     "retention": "retention:retention_figure",
     "sim": "poll_figures:sim_figure",
     "prior": "poll_figures:prior_figure",
