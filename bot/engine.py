@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from bot import model_facts, models, stills
+from bot import defaults, model_facts, models, stills
+from bot.defaults import MemberDefaults
 from bot.errors import (
     BotError,
     InputError,
@@ -51,6 +52,7 @@ from bot.tasks import spawn
 from bot.voice import SpeechAudio
 from bot.zai_media import HOTWORDS_MAX, MediaAction, member_message
 from storage.credits import Balance, Credits, day_key
+from storage.defaults import DefaultsStore
 from storage.errors import RefusalKind, Refused
 from storage.jobs import Job, JobStore, NewJob, StoredImage
 from storage.leases import LeaseStore
@@ -81,6 +83,11 @@ class Origin(StrEnum):
     EXTEND = "extend"
     ANIMATE = "animate"  # a still's Animate button
     VOICE = "voice"  # a spoken prompt, after the member confirmed its transcript
+
+
+# Re-roll and Extend keep the job's own options; every other way of asking uses the member's
+# defaults for what it leaves unset.
+KEEPS_ITS_OPTIONS = frozenset({Origin.REROLL, Origin.EXTEND})
 
 
 PICTURES_GONE = "refuse.pictures_gone"
@@ -130,15 +137,15 @@ class JobRequest:
     guild_id: int
     channel_id: int
     user_id: int
-    model: str
+    model: str | None  # None: the member's default model for the mode, else the mode's usual
     mode: Mode
     prompt: str | None
-    options: VideoOptions = field(default_factory=VideoOptions)
+    options: VideoOptions = field(default_factory=VideoOptions)  # unset: the member's defaults
     images: Sequence[bytes] = ()
     origin: Origin = Origin.SLASH
     parent_job_id: int | None = None
     upload_limit: int | None = None
-    private: bool = False  # deliver to the requester's direct messages
+    private: bool | None = None  # deliver to the requester's DMs (None: the member's default)
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,7 @@ class Engine:
         self.credits = credits
         self.moderation = moderation or ModerationStore(store.db)
         self.moderators: ModeratorActions = self.moderation  # what the Admin cog may use
+        self.member_store = DefaultsStore(store.db)  # members' own defaults (bot/defaults.py)
         self.rules = Policy(self.moderation)
         self.provider = provider
         # Without a router (tests, scripts) the one provider serves the seven Z.AI models.
@@ -267,13 +275,14 @@ class Engine:
         The one place a request is judged: every entry point asks for a quote first, shows its
         cost if needed, then accepts exactly that quote.
         """
+        request = await self._with_defaults(request)
         self._refuse_missing_option(request)
         prompt, req = self._checked(request)
         # Stills and speech go to the media API (Z.AI's); videos to the first provider offering them.
         provider = None if req.mode is Mode.STILL else self._route(req, prompt)
         name = provider.name if provider is not None else ProviderName.ZAI
         self._refuse_if_halted(name)
-        await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
+        await self._check_rules(req, prompt)
         # Rules on a value apply to the defaults too: price what the provider will make.
         priced = self._effective_options(req, name) | {PROVIDER_OPTION: name.value}
         cost = await self.rules.cost(req.guild_id, req.model, priced)
@@ -323,6 +332,71 @@ class Engine:
             raise InputError(
                 "option.missing", model=req.model, option=option, command=command, where=where
             )
+
+    # --- members' defaults (bot/defaults.py) ------------------------------------------------
+
+    async def _with_defaults(self, req: JobRequest) -> JobRequest:
+        """A video request with what the member left unset taken from their defaults on the
+        server, then from the mode's usual model (Re-roll and Extend keep the job's own)."""
+        if req.mode not in models.VIDEO_MODES or req.origin in KEEPS_ITS_OPTIONS:
+            return req
+        mine = await self.member_defaults(req.guild_id, req.user_id)
+        model = req.model or mine.model_for(req.mode)
+        options = defaults.fill(mine, model, req.mode, req.options, self)
+        private = mine.private if req.private is None else req.private
+        return replace(req, model=model, options=options, private=private)
+
+    async def _check_rules(self, req: JobRequest, prompt: str | None) -> None:
+        """The server's rules; refusing the member's own default model says how to change it."""
+        assert req.model is not None  # filled in by _with_defaults
+        try:
+            await self.rules.check(req.guild_id, req.channel_id, req.user_id, req.model, prompt)
+        except NotAllowedError as exc:
+            mine = await self.member_defaults(req.guild_id, req.user_id)
+            turned_off = (await self.moderation.model_rules(req.guild_id)).get(req.model) is False
+            if not turned_off or mine.own_model(req.mode) != req.model:
+                raise
+            raise NotAllowedError(defaults.turned_off_hint(exc.text, req.mode)) from None
+
+    def takes(self, model: str, option: str, value: Any, mode: Mode) -> bool:
+        """Whether a configured model takes option=value in a mode (the table, else the catalog)."""
+        provider = self.provider_of(model)
+        if provider is None or mode not in self.modes_of(model):
+            return False
+        if provider is ProviderName.ZAI and model in models.MODELS:
+            allowed = models.allowed_values(model, option, mode) or ()
+            return any(v == value and type(v) is type(value) for v in allowed)
+        return catalog.accepts(catalog.rules_for(provider, model), mode, option, value)
+
+    async def member_defaults(self, guild_id: int, user_id: int) -> MemberDefaults:
+        """A member's own defaults on a server."""
+        return MemberDefaults(await self.member_store.get(guild_id, user_id))
+
+    async def set_member_defaults(
+        self,
+        guild_id: int,
+        user_id: int,
+        changes: dict[str, Any],
+        forget: Sequence[str] = (),
+    ) -> MemberDefaults:
+        """Forget some of a member's defaults and set others, in one go; new values are checked
+        together with the rest, and a refusal (InputError, NotAllowedError) stores nothing."""
+        mine = (await self.member_defaults(guild_id, user_id)).without(forget).changed(changes)
+        if changes:
+            defaults.check(mine, self)
+            await self._refuse_turned_off_defaults(guild_id, changes)
+        await self.member_store.update(guild_id, user_id, changes, forget)
+        return mine
+
+    async def _refuse_turned_off_defaults(self, guild_id: int, changes: dict[str, Any]) -> None:
+        """A model the server's moderators turned off cannot become a default."""
+        for name, mode in defaults.MODEL_NAMES.items():
+            model = changes.get(name)
+            if model is None:
+                continue
+            offered = await self.offered_models(guild_id, mode)
+            if model not in offered:
+                raise NotAllowedError(defaults.turned_off(model, name, offered))
 
     @staticmethod
     def _checked(req: JobRequest) -> tuple[str | None, JobRequest]:
@@ -509,7 +583,7 @@ class Engine:
             upload_limit=req.upload_limit,
             first_frame_only=first_frame_only,
             provider=quote.provider.value,
-            private=req.private,
+            private=bool(req.private),
         )
 
     async def _limits(self, req: JobRequest) -> dict[str, Any]:

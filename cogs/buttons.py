@@ -154,3 +154,48 @@ def status_view(job: Job, locale: str = DEFAULT_LOCALE) -> discord.ui.View | Non
     view = discord.ui.View(timeout=None)
     view.add_item(CancelButton(job.id, locale))
     return view
+
+
+class ListedCancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"jobs:cancel:(?P<job>[0-9]+)",
+):
+    """Cancel #N under a member's /jobs list (only the requester's cancel counts; survives
+    restarts). The Video cog cancels and shows the list again."""
+
+    def __init__(self, job_id: int, locale: str = DEFAULT_LOCALE) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=render(locale, "button.cancel_listed", id=job_id),
+                emoji="✖️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"jobs:cancel:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> ListedCancelButton:
+        """Rebuild the button from a click (after any restart)."""
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Hand the click to the Video cog, inside the same error boundary as commands."""
+        cog = interaction.client.get_cog("Video")  # type: ignore[attr-defined]
+        try:
+            await cog.cancel_listed(interaction, self.job_id)
+        except Exception as exc:  # the boundary: every failure gets a message or a log line
+            await report_error(interaction, exc)
+
+
+def jobs_view(jobs: list[Job], locale: str = DEFAULT_LOCALE) -> discord.ui.View | None:
+    """A Cancel button per listed job that has not reached the provider; None if there is none."""
+    waiting = [job for job in jobs if job.state in CANCELLABLE][:25]
+    if not waiting:
+        return None
+    view = discord.ui.View(timeout=None)
+    for job in waiting:
+        view.add_item(ListedCancelButton(job.id, locale))
+    return view

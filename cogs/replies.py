@@ -58,9 +58,6 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         text = original.text
     elif isinstance(original, app_commands.CheckFailure):  # discord.py's own checks
         text = "error.not_allowed_here"
-        if str(original):  # a check of the moderators' commands (their texts: English yet)
-            await say_text(interaction, str(original))
-            return
     else:
         command = (
             interaction.command.qualified_name if interaction.command else interaction.type.name

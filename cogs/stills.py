@@ -42,12 +42,13 @@ def animate_prompt(prompt: str | None) -> str | None:
     return prompt[: models.PROMPT_MAX].rsplit(" ", 1)[0].rstrip(" ,.;:") or None
 
 
-def pick_animate_model(offered: list[str]) -> str:
-    """The menu's image model if the server offers it, else the first offered one."""
+def pick_animate_model(offered: list[str], own: str | None = None) -> str:
+    """The member's image model (else the menu's usual one) if the server offers it, else the
+    first offered one."""
     if not offered:
         raise NotAllowedError("still.animate_none")
     default = DEFAULT_MODEL[Mode.IMAGE]
-    return default if default in offered else offered[0]
+    return next((m for m in (own, default) if m in offered), offered[0])
 
 
 class Stills(commands.Cog):
@@ -124,7 +125,9 @@ class Stills(commands.Cog):
             raise InputError("still.no_file")
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = interaction.guild_id or job.guild_id
-        model = pick_animate_model(await self.engine.offered_models(guild_id, Mode.IMAGE))
+        mine = await self.engine.member_defaults(guild_id, interaction.user.id)
+        offered = await self.engine.offered_models(guild_id, Mode.IMAGE)
+        model = pick_animate_model(offered, mine.own_model(Mode.IMAGE))
         request = JobRequest(
             guild_id,
             interaction.channel_id or job.channel_id,

@@ -3,7 +3,8 @@
 Descriptions are written in code as `described("key")`: the English default comes from the
 en-US catalog, and the key travels with the string to the translator. Names stay identifiers
 in code (`text`, `prompt`); their localized forms are catalog keys derived from them:
-`name.cmd.video.text`, `name.menu.animate_image`, `name.opt.prompt`. A static choice is
+`name.cmd.video.text`, `name.menu.animate_image`, `name.opt.prompt` (or a command's own,
+`name.opt.video.defaults.image`). A static choice is
 `choice(key, value)`; autocomplete choices are rendered in the member's language directly.
 """
 
@@ -47,7 +48,11 @@ def name_key(location: Where, data: Any, message: str) -> str | None:
             return "name.menu." + data.name.lower().replace(" ", "_")
         return "name.cmd." + data.qualified_name.replace(" ", ".")
     if location is Where.parameter_name:
-        return f"name.opt.{data.name}"
+        # A command's own name for an option (`image` in /video defaults is a model), else
+        # the option's shared name.
+        path = data.command.qualified_name.replace(" ", ".")
+        own = f"name.opt.{path}.{data.name}"
+        return own if has(own) else f"name.opt.{data.name}"
     return None  # a choice carries its key (static choices); autocomplete is rendered already
 
 

@@ -17,14 +17,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import metrics, model_facts, models
+from bot import defaults, metrics, model_facts, models
+from bot.defaults import MemberDefaults
 from bot.engine import DM_FAILED, Engine, JobRequest, Origin, Quote
 from bot.errors import BotError, InputError, NotAllowedError
 from bot.frames import last_frame_png
 from bot.i18n import DEFAULT_LOCALE, Msg, msg, render
 from bot.media import DISCORD_ATTACHMENT_HOSTS, download_to_file
 from bot.models import DEFAULT_MODEL, OPTION_NAMES, Mode, VideoOptions
-from cogs.buttons import CancelButton, JobButton
+from cogs.buttons import CancelButton, JobButton, ListedCancelButton, jobs_view
 from cogs.common import (
     IMAGE_SUFFIXES,
     MODE_BY_COUNT,
@@ -44,7 +45,14 @@ from cogs.common import (
     stored_text,
     ts,
 )
-from cogs.help import costs_block, model_block, pages
+from cogs.help import (
+    RESET_CHOICES,
+    costs_block,
+    defaults_block,
+    model_block,
+    pages,
+    value_label,
+)
 from cogs.replies import member_locale, report_error, say, say_text, tr
 from cogs.translator import describe, described
 from storage.credits import next_reset
@@ -76,14 +84,22 @@ def _label(locale: str, option: str, value: Any) -> str:
     return str(value)
 
 
-def _choice_label(locale: str, option: str, value: Any, default: Any) -> str:
-    """A choice as the picker shows it, the model's default marked."""
+def _choice_label(locale: str, option: str, value: Any, default: Any, own: Any = None) -> str:
+    """A choice as the picker shows it: the member's own default marked, else the model's."""
     label = _label(locale, option, value)
+    if own is not None:
+        return render(locale, "choice.your_default", label=label) if value == own else label
     return render(locale, "choice.default", label=label) if value == default else label
 
 
 def option_choices(
-    engine: Engine, model: str, option: str, mode: Mode, typed: str, locale: str = DEFAULT_LOCALE
+    engine: Engine,
+    model: str,
+    option: str,
+    mode: Mode,
+    typed: str,
+    locale: str = DEFAULT_LOCALE,
+    own: Any = None,
 ) -> list[Choice[Any]]:
     """Autocomplete: the values `model` takes for `option` in `mode` (the model table, or the
     provider catalog for gateway models) that match what was typed; none if it has no such
@@ -94,21 +110,60 @@ def option_choices(
     values, default = model_facts.option_values(model, provider, option, mode)
     if option in ("duration", "fps"):
         values = tuple(sorted(values or ()))
+    if own is not None and not engine.takes(model, option, own, mode):
+        own = None  # the member's default is not used with this model: the model's is
     wanted = typed.strip().lower()
-    labelled = [(_choice_label(locale, option, v, default), v) for v in values or ()]
+    labelled = [(_choice_label(locale, option, v, default, own), v) for v in values or ()]
     return [Choice(name=n, value=v) for n, v in labelled if wanted in n.lower()][:25]
 
 
 def option_autocomplete(mode: Mode, option: str) -> Callable[..., Awaitable[list[Choice[Any]]]]:
     """An autocomplete callback for one option of a /video command: what the model picked so
-    far in the interaction (or the mode's default model) accepts."""
+    far in the interaction (or the member's default model for the mode) accepts."""
 
     async def complete(interaction: discord.Interaction, current: str) -> list[Choice[Any]]:
-        """Values of the chosen model."""
-        model = getattr(interaction.namespace, "model", None) or DEFAULT_MODEL[mode]
+        """Values of the chosen model, the member's own default marked."""
         engine = interaction.client.resources.engine  # type: ignore[attr-defined]
+        mine = await engine.member_defaults(interaction.guild_id or 0, interaction.user.id)
+        model = getattr(interaction.namespace, "model", None) or mine.model_for(mode)
+        own = mine.options().get(option)
         locale = member_locale(interaction)
-        return option_choices(engine, str(model), option, mode, current, locale)
+        return option_choices(engine, str(model), option, mode, current, locale, own)
+
+    return complete
+
+
+def default_model_autocomplete(mode: Mode) -> Callable[..., Awaitable[list[Choice[str]]]]:
+    """An autocomplete callback for a mode's model in /video defaults: the server's enabled ones."""
+
+    async def complete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+        """Enabled models of the mode."""
+        engine = interaction.client.resources.engine  # type: ignore[attr-defined]
+        return model_matches(await engine.offered_models(interaction.guild_id or 0, mode), current)
+
+    return complete
+
+
+def defaults_autocomplete(option: str) -> Callable[..., Awaitable[list[Choice[Any]]]]:
+    """An autocomplete callback for an option of /video defaults: the values the member's
+    models (those typed in the same command first) take, each with where it would be used."""
+
+    async def complete(interaction: discord.Interaction, current: str) -> list[Choice[Any]]:
+        """Values of the member's models, in the member's language."""
+        engine = interaction.client.resources.engine  # type: ignore[attr-defined]
+        mine = await engine.member_defaults(interaction.guild_id or 0, interaction.user.id)
+        typed_models = {
+            name: getattr(interaction.namespace, name, None) for name in defaults.MODEL_NAMES
+        }
+        mine = mine.changed({k: v for k, v in typed_models.items() if v})
+        own = mine.options().get(option)
+        locale = member_locale(interaction)
+        wanted = current.strip().lower()
+        labelled = [
+            (value_label(locale, _label(locale, option, v), modes, v == own), v)
+            for v, modes in defaults.offered_values(mine, option, engine)
+        ]
+        return [Choice(name=n, value=v) for n, v in labelled if wanted in n.lower()][:25]
 
     return complete
 
@@ -243,7 +298,9 @@ class PromptModal(discord.ui.Modal):
                 clicked, mode, model, prompt, VideoOptions(), self.attachments, Origin.MENU
             )
 
-        picks = await self.cog.animate_picks(interaction.guild_id or 0, len(self.attachments))
+        picks = await self.cog.animate_picks(
+            interaction.guild_id or 0, interaction.user.id, len(self.attachments)
+        )
         locale = member_locale(interaction)
         view = ModelQuestion(interaction.user.id, picks, len(self.attachments), go, locale)
         text = question_text(locale, len(self.attachments))
@@ -405,15 +462,16 @@ class Video(commands.Cog):
         self,
         interaction: discord.Interaction,
         mode: Mode,
-        model: str,
+        model: str | None,
         prompt: str | None,
         options: VideoOptions,
         attachments: Sequence[discord.Attachment],
         origin: Origin,
         *,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
-        """A slash command or the menu: attachment metadata, acknowledge, then the pipeline."""
+        """A slash command or the menu: attachment metadata, acknowledge, then the pipeline
+        (what is left unset, None, comes from the member's defaults when quoted)."""
         check_attachments(attachments)  # refusals before the ack stay a direct answer
         await interaction.response.defer(ephemeral=True, thinking=True)
         metrics.first_response(interaction.created_at)
@@ -449,7 +507,7 @@ class Video(commands.Cog):
         self,
         interaction: discord.Interaction,
         prompt: Prompt | None = None,
-        model: str = DEFAULT_MODEL[Mode.TEXT],
+        model: str | None = None,
         quality: str | None = None,
         audio: bool | None = None,
         size: str | None = None,
@@ -459,7 +517,7 @@ class Video(commands.Cog):
         aspect_ratio: str | None = None,
         movement: str | None = None,
         voice: discord.Attachment | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """Text to video (the prompt typed, or spoken in `voice` and confirmed first)."""
         options = VideoOptions(quality, audio, size, duration, fps, style, aspect_ratio, movement)
@@ -502,14 +560,14 @@ class Video(commands.Cog):
         interaction: discord.Interaction,
         image: discord.Attachment,
         prompt: Prompt | None = None,
-        model: str = DEFAULT_MODEL[Mode.IMAGE],
+        model: str | None = None,
         quality: str | None = None,
         audio: bool | None = None,
         size: str | None = None,
         duration: int | None = None,
         fps: int | None = None,
         movement: str | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """Image to video."""
         options = VideoOptions(quality, audio, size, duration, fps, None, None, movement)
@@ -529,16 +587,19 @@ class Video(commands.Cog):
         first: discord.Attachment,
         last: discord.Attachment | None = None,
         prompt: Prompt | None = None,
-        model: str = DEFAULT_MODEL[Mode.FRAMES],
+        model: str | None = None,
         audio: bool | None = None,
         size: str | None = None,
         duration: int | None = None,
         fps: int | None = None,
         movement: str | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """First (and last) frame to video; no `quality`: the table narrows frames to one value."""
         pictures = (first,) if last is None else (first, last)
+        if model is None:  # the member's own frames model decides how many frames it needs
+            mine = await self.engine.member_defaults(interaction.guild_id or 0, interaction.user.id)
+            model = mine.model_for(Mode.FRAMES)
         check_frame_count(model, len(pictures))
         options = VideoOptions(None, audio, size, duration, fps, None, None, movement)
         await self.start(
@@ -575,11 +636,11 @@ class Video(commands.Cog):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
         prompt: Prompt | None = None,
-        model: str = DEFAULT_MODEL[Mode.REFERENCE],
+        model: str | None = None,
         aspect_ratio: str | None = None,
         movement: str | None = None,
         audio: bool | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """Reference images to video."""
         images = tuple(a for a in (image1, image2, image3) if a is not None)
@@ -600,11 +661,15 @@ class Video(commands.Cog):
         """Per model its modes, durations, sizes, audio, pictures and time; this server's costs."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = member_locale(interaction)
-        for page in await self.help_pages(interaction.guild_id or 0, locale):
+        guild_id, user_id = interaction.guild_id or 0, interaction.user.id
+        for page in await self.help_pages(guild_id, locale, user_id):
             await say_text(interaction, page)
 
-    async def help_pages(self, guild_id: int, locale: str = DEFAULT_LOCALE) -> list[str]:
-        """The help text in messages of at most 2000 characters."""
+    async def help_pages(
+        self, guild_id: int, locale: str = DEFAULT_LOCALE, user_id: int = 0
+    ) -> list[str]:
+        """The help text in messages of at most 2000 characters (the member's defaults, then
+        the server's costs, last)."""
         known = []
         for model in self.engine.routed_models():
             provider = self.engine.provider_of(model)
@@ -613,10 +678,53 @@ class Video(commands.Cog):
         blocks = [
             model_block(locale, f, self.engine.expected_seconds(f.name, f.defaults)) for f in known
         ]
+        blocks.append(await self.defaults_text(guild_id, user_id, locale))
         moderators = self.engine.moderators
         enabled = await moderators.model_rules(guild_id)
         blocks.append(costs_block(locale, known, enabled, await moderators.costs(guild_id)))
         return pages(blocks)
+
+    # --- /video defaults ------------------------------------------------------------------
+
+    @video.command(name="defaults", description=described("cmd.video.defaults.desc"))
+    @app_commands.describe(**describe("video.defaults", *defaults.NAMES, "reset"))
+    @app_commands.choices(reset=RESET_CHOICES)
+    @app_commands.autocomplete(
+        **{name: default_model_autocomplete(mode) for name, mode in defaults.MODEL_NAMES.items()},
+        **{o: defaults_autocomplete(o) for o in ("quality", "size", "duration", "fps")},
+    )
+    async def defaults_(
+        self,
+        interaction: discord.Interaction,
+        text: str | None = None,
+        image: str | None = None,
+        frames: str | None = None,
+        reference: str | None = None,
+        quality: str | None = None,
+        audio: bool | None = None,
+        size: str | None = None,
+        duration: int | None = None,
+        fps: int | None = None,
+        private: bool | None = None,
+        reset: str | None = None,
+    ) -> None:
+        """Reset (if asked), set what was given, then show the member's defaults, privately."""
+        guild_id, user_id = interaction.guild_id or 0, interaction.user.id
+        given = (text, image, frames, reference, quality, audio, size, duration, fps, private)
+        changes = {n: v for n, v in zip(defaults.NAMES, given, strict=True) if v is not None}
+        forget = () if reset is None else (defaults.NAMES if reset == "all" else (reset,))
+        await self.engine.set_member_defaults(guild_id, user_id, changes, forget)
+        shown = await self.defaults_text(guild_id, user_id, member_locale(interaction))
+        await say_text(interaction, shown)
+
+    async def defaults_text(self, guild_id: int, user_id: int, locale: str) -> str:
+        """A member's defaults on a server, each option with the modes it is used in."""
+        mine: MemberDefaults = await self.engine.member_defaults(guild_id, user_id)
+        used = {
+            option: defaults.fitting_modes(mine, option, value, self.engine)
+            for option, value in mine.options().items()
+        }
+        return defaults_block(locale, mine, used)
 
     @video.command(name="cancel", description=described("cmd.video.cancel.desc"))
     @app_commands.describe(**describe("video.cancel", "job"))
@@ -650,6 +758,15 @@ class Video(commands.Cog):
         """Cancel for its requester (Cancel button or /video cancel), refunded once."""
         job = await self.engine.cancel(job_id, interaction.user.id)
         await say(interaction, "cancel.done", id=job.id, count=job.cost)
+
+    async def cancel_listed(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Cancel #N under /jobs: cancelled (refunded once), then the list again in its place."""
+        job = await self.engine.cancel(job_id, interaction.user.id)
+        locale = member_locale(interaction)
+        guild_id, user_id = interaction.guild_id or 0, interaction.user.id
+        text, view = await self._jobs_list(guild_id, user_id, locale)
+        done = render(locale, "cancel.done", id=job.id, count=job.cost)
+        await interaction.response.edit_message(content=short(f"{done}\n{text}", 2000), view=view)
 
     # --- model autocomplete: the models of the configured providers -----------------------
 
@@ -692,16 +809,22 @@ class Video(commands.Cog):
     @app_commands.command(name="jobs", description=described("cmd.jobs.desc"))
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
-        """The caller's last ten jobs."""
-        jobs = await self.engine.recent_jobs(interaction.guild_id or 0, interaction.user.id, 10)
+        """The caller's last ten jobs, a Cancel button under each that has not started yet."""
+        guild_id, user_id = interaction.guild_id or 0, interaction.user.id
+        text, view = await self._jobs_list(guild_id, user_id, member_locale(interaction))
+        await say_text(interaction, text, **({"view": view} if view is not None else {}))
+
+    async def _jobs_list(
+        self, guild_id: int, user_id: int, locale: str
+    ) -> tuple[str, discord.ui.View | None]:
+        """The text and the Cancel buttons of /jobs."""
+        jobs = await self.engine.recent_jobs(guild_id, user_id, 10)
         if not jobs:
-            await say(interaction, "jobs.none")
-            return
-        locale = member_locale(interaction)
+            return render(locale, "jobs.none"), None
         lines = [self._job_line(locale, job) for job in jobs]
         if any(job.state in CANCELLABLE for job in jobs):
             lines.append(render(locale, "jobs.cancel_hint"))
-        await say_text(interaction, short("\n".join(lines), 2000))
+        return short("\n".join(lines), 2000), jobs_view(jobs, locale)
 
     @staticmethod
     def _job_line(locale: str, job: Job) -> str:
@@ -786,7 +909,7 @@ class Video(commands.Cog):
             await clicked.response.edit_message(content=making, view=None)
             await self._answering(message, self._mention_pipeline(message, mode, model))
 
-        picks = await self.animate_picks(message.guild.id, len(attachments))
+        picks = await self.animate_picks(message.guild.id, message.author.id, len(attachments))
         locale = self.mention_locale(message)
         view = ModelQuestion(message.author.id, picks, len(attachments), go, locale)
         text = f"<@{message.author.id}> {question_text(locale, len(attachments))}"
@@ -813,9 +936,9 @@ class Video(commands.Cog):
         entry = Entry(ask, pictures, reference=message, locale=self.mention_locale(message))
         await self.pipeline(self.engine.quote(request), entry)
 
-    async def animate_picks(self, guild_id: int, count: int) -> list[Pick]:
-        """The server's enabled models of configured providers for `count` pictures, the usual
-        one first (InputError if there is none)."""
+    async def animate_picks(self, guild_id: int, user_id: int, count: int) -> list[Pick]:
+        """The server's enabled models of configured providers for `count` pictures, the
+        member's default model first, else the usual one (InputError if there is none)."""
         enabled = await self.engine.moderators.model_rules(guild_id)
         picks = [
             (mode, model)
@@ -823,8 +946,10 @@ class Video(commands.Cog):
             for model in self.engine.models_for(mode)
             if enabled.get(model, True)
         ]
-        usual = (MODE_BY_COUNT[count], DEFAULT_MODEL[MODE_BY_COUNT[count]])
-        picks.sort(key=lambda pick: pick != usual)  # stable: the rest keep table order
+        mode = MODE_BY_COUNT[count]
+        mine = (mode, (await self.engine.member_defaults(guild_id, user_id)).model_for(mode))
+        usual = (mode, DEFAULT_MODEL[mode])
+        picks.sort(key=lambda pick: (pick != mine, pick != usual))  # stable: table order after
         if not picks:
             raise InputError("animate.no_model")
         return picks[:25]
@@ -914,4 +1039,4 @@ class Video(commands.Cog):
 async def setup(bot: VideoBot) -> None:
     """Extension entry point: add the cog (VideoBot.wire connects it to Delivery)."""
     await bot.add_cog(Video(bot))
-    bot.add_dynamic_items(JobButton, CancelButton)
+    bot.add_dynamic_items(JobButton, CancelButton, ListedCancelButton)

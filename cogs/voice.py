@@ -20,7 +20,7 @@ from bot import models
 from bot.engine import JobRequest, Origin
 from bot.errors import BotError, InputError
 from bot.i18n import render
-from bot.models import DEFAULT_MODEL, Mode
+from bot.models import Mode
 from bot.voice import check_declared, speech_from_url
 from cogs.common import audio_attachments, inert, only, safe_prompt
 from cogs.replies import GENERIC_ERROR, member_locale, report_error, say
@@ -217,7 +217,7 @@ class Voice(commands.Cog):
             guild_id,
             channel_id,
             user_id,
-            DEFAULT_MODEL[Mode.TEXT],
+            None,  # the member's text model (their default), chosen when quoted
             Mode.TEXT,
             None,
             origin=Origin.VOICE,

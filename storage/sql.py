@@ -245,6 +245,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN lease_until REAL;
     CREATE INDEX jobs_leased ON jobs (lease_owner, lease_until) WHERE state IN {LEASED_IN};
     """,  # noqa: S608 (enum values)
+    # 11: members' own defaults per server (issue 12): one row per name (a mode's model, an
+    # option, `private`), the value as JSON so a bool, a number and a text come back as such.
+    """
+    CREATE TABLE member_defaults (
+        guild_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, user_id, name)
+    );
+    """,
 ]
 
 PRAGMAS = (
@@ -753,6 +765,21 @@ WHERE sha256 IN (%s) AND NOT EXISTS (SELECT 1 FROM job_inputs i WHERE i.sha256 =
 
 DELETE_MEDIA = "DELETE FROM media WHERE sha256 IN (%s)"
 
+# --- members' defaults ------------------------------------------------------------------------
+
+SELECT_MEMBER_DEFAULTS = (
+    "SELECT name, value FROM member_defaults WHERE guild_id = ? AND user_id = ? ORDER BY name"
+)
+
+UPSERT_MEMBER_DEFAULT = """
+INSERT INTO member_defaults (guild_id, user_id, name, value, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (guild_id, user_id, name) DO UPDATE SET value = excluded.value,
+    updated_at = excluded.updated_at
+"""
+
+DELETE_MEMBER_DEFAULT = (
+    "DELETE FROM member_defaults WHERE guild_id = ? AND user_id = ? AND name = ?"
+)
 
 # --- processes (storage/processes.py): registration on PostgreSQL ---------------------------
 

@@ -18,6 +18,7 @@ from bot.settings import Settings
 from storage import sql
 from storage.credits import Credits, day_key
 from storage.db import Database, DatabaseError, SchemaTooNewError
+from storage.defaults import DefaultsStore
 from storage.errors import RefusalKind, Refused
 from storage.jobs import JobStore, NewJob
 from storage.moderation import ModerationStore
@@ -359,3 +360,14 @@ async def test_move_to_postgres_from_the_command_line(tmp_path: Path) -> None:
         {**env, "DATABASE_URL": f"sqlite:///{source}"}, tmp_path, "move-to-postgres", str(source)
     )
     assert code == 1 and "set DATABASE_URL to the (empty) PostgreSQL database" in out
+
+
+# --- members' defaults (migration 11) -----------------------------------------------------------
+
+
+async def test_member_defaults_keep_their_types_and_snowflakes(db: Database) -> None:
+    store = DefaultsStore(db)
+    await store.update(GUILD, USER, {"image": "vidu2-image", "duration": 10, "audio": True})
+    await store.update(GUILD, USER, {"duration": 5}, forget=("audio",))  # one transaction
+    assert await store.get(GUILD, USER) == {"duration": 5, "image": "vidu2-image"}
+    assert await store.get(GUILD, USER + 1) == {}

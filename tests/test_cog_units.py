@@ -108,11 +108,13 @@ def test_files_are_fresh_for_every_attempt(tmp_path: Path) -> None:
 
 def test_admin_stats_lines() -> None:
     rows = [{"model": "m", "jobs": 3, "credits": None, "failures": 1, "refused": 0}]
-    assert _model_lines(rows) == "m: 3 jobs, 0 credits, 1 failed, 0 refused by the content filter"
-    assert _model_lines([]) == "no jobs"
+    line = "m: 3 jobs, 0 credits, 1 failed, 0 refused by the content filter"
+    assert _model_lines("en-US", rows) == line
+    assert _model_lines("en-US", []) == "no jobs"
+    assert _model_lines("ja", rows).startswith("m：ジョブ 3 件")
     users = [{"user_id": 5, "jobs": 2, "credits": 4, "refused": None}]
-    assert _user_lines(users) == "<@5>: 2 jobs, 4 credits, 0 content-filter refusals"
-    assert _user_lines([]) == "nobody"
+    assert _user_lines("en-US", users) == "<@5>: 2 jobs, 4 credits, 0 content-filter refusals"
+    assert _user_lines("zh-CN", []) == "无人"
 
 
 async def test_button_custom_ids_fit_discord_limits() -> None:

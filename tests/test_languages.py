@@ -15,6 +15,7 @@ import regex
 from bot import i18n
 from tests.harness import Harness, harness
 from tests.test_e2e import private_text, slash
+from tests.test_moderation import admin
 from tests.util import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,14 @@ def test_plural_forms_follow_the_language(locale: str) -> None:
     assert i18n.render("en-US", "cancel.done", id=3, count=2).endswith("credits were refunded.")
 
 
+# The moderators' commands texts tell them to type (their names stay English).
+ADMIN_COMMANDS = {
+    "/videoadmin models enable",
+    "/videoadmin blocklist list",
+    "/videoadmin hotwords list",
+}
+
+
 @pytest.mark.parametrize("locale", ("zh-CN", "ja"))
 def test_localized_names_follow_discords_rules_and_commands_in_texts_exist(locale: str) -> None:
     names = {k: i18n.render(locale, k) for k in i18n.keys() if k.startswith("name.")}
@@ -71,7 +80,7 @@ def test_localized_names_follow_discords_rules_and_commands_in_texts_exist(local
     shown |= {
         f"/{names['name.cmd.video']} {names[k]}" for k in names if k.startswith("name.cmd.video.")
     }
-    shown.add("/videoadmin models enable")  # moderators' commands are not localized
+    shown |= ADMIN_COMMANDS  # moderators' command names are not localized (their texts are)
     for key in i18n.keys():
         text = i18n.template(locale, key, 2)
         for typed in regex.findall(r"`(/[^`{]+)`", text):
@@ -93,12 +102,11 @@ OPERATOR_MODULES = {
     "bot/__main__.py",
     "bot/backup.py",
     "bot/doctor.py",
+    "bot/move.py",  # move-to-postgres (CLI)
     "bot/prune.py",
     "bot/settings.py",
     "bot/metrics.py",
 }
-# Not yet moved into the catalog: the moderators' /videoadmin texts (issue 12 follow-up).
-NOT_YET_MOVED = {"cogs/admin.py"}
 LOG_CALLS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
 # Exceptions whose message is for logs or developers (members see BotError texts only).
 INTERNAL_ERRORS = {
@@ -163,9 +171,7 @@ def stray_literals(path: Path) -> list[str]:
 def test_no_user_facing_literal_outside_the_catalog() -> None:
     files = sorted((ROOT / "cogs").glob("*.py")) + sorted((ROOT / "bot").rglob("*.py"))
     checked = [
-        f
-        for f in files
-        if str(f.relative_to(ROOT)) not in OPERATOR_MODULES | NOT_YET_MOVED | PROTOCOL_MODULES
+        f for f in files if str(f.relative_to(ROOT)) not in OPERATOR_MODULES | PROTOCOL_MODULES
     ]
     strays = [line for path in checked for line in stray_literals(path)]
     assert strays == [], "\n".join(strays)
@@ -254,3 +260,96 @@ async def test_a_ja_server_gets_its_status_post_in_japanese_while_the_member_rea
         lambda m: m.content.startswith(f"<@{h.alice.id}> 動画ができました"), channel=h.channel
     )
     assert [f["name"] for f in result.embeds[0]["fields"]][:2] == ["モデル", "設定"]
+
+
+# --- (d) /video defaults, the /jobs Cancel buttons and /videoadmin in the reader's language ---
+
+
+async def test_defaults_is_registered_with_its_own_localized_option_names(h: Harness) -> None:
+    video = h.discord.find_command("video", None, 1)
+    mine = next(o for o in video["options"] if o["name"] == "defaults")
+    assert mine["name_localizations"] == {"zh-CN": "默认设置", "ja": "既定値"}
+    options = {o["name"]: o for o in mine["options"]}
+    # `image` here is the member's image model, not a picture: its own name.
+    assert options["image"]["name_localizations"] == {"zh-CN": "图片模型", "ja": "画像モデル"}
+    assert options["quality"]["name_localizations"]["ja"] == "品質"  # the shared option name
+    reset = {c["value"]: c["name_localizations"] for c in options["reset"]["choices"]}
+    assert reset["all"] == {"zh-CN": "全部", "ja": "すべて"}
+    assert reset["frames"]["ja"] == "フレームのモデル"
+    assert "DM" in options["private"]["description_localizations"]["ja"]
+
+
+async def test_a_ja_member_sets_defaults_and_reads_japanese(h: Harness) -> None:
+    h.discord.user_locale = "ja"
+    shown = await private_text(await slash(h, "defaults", image="vidu2-image", duration=10))
+    assert shown.startswith("**このサーバーでのあなたの既定値**")
+    assert (
+        "画像 **vidu2-image** · フレーム **" in shown
+        and "テキスト **cogvideox-3**（通常）" in shown
+    )
+    assert "• 長さ：`10`（" in shown and "結果：チャンネルに投稿します。" in shown
+    assert "`/動画 既定値`" in shown
+    refused = await private_text(await slash(h, "defaults", text="vidu2-reference"))
+    assert "vidu2-reference はここでは「テキスト」の動画を作れません" in refused
+    assert "`/動画 既定値 テキストモデル:`" in refused and "何も変更していません" in refused
+    assert "`/動画 ヘルプ`" in refused  # the pointer to help, in Japanese too
+    typing = await h.discord.autocomplete(
+        h.guild, h.channel, h.alice, "video", subcommand="defaults", option="duration", typed=""
+    )
+    await typing.wait_callback()
+    names = [c["name"] for c in typing.callback["data"]["choices"]]
+    # Each value with where the member's models use it, their own marked.
+    assert names == [
+        "5 秒 · テキスト, フレーム",
+        "10 秒 · テキスト, フレーム（あなたの設定）",
+        "4 秒 · 画像, 参照",
+    ]
+
+
+async def test_a_zh_members_jobs_list_cancel_button_is_chinese(h: Harness) -> None:
+    h.discord.user_locale = "zh-CN"
+    await h.discord.slash(
+        h.guild,
+        h.channel,
+        h.mod,
+        "videoadmin",
+        group="approval",
+        subcommand="on",
+        options={"channel": h.guild.channel("mods")},
+    )
+    await private_text(await slash(h, "text", prompt="a kite"))
+    listing = (await h.discord.slash(h.guild, h.channel, h.alice, "jobs")).wait_response()
+    message = await listing
+    labels = [c.get("label") for row in message.components for c in row["components"]]
+    assert labels == ["取消 #1"]
+    assert "下方的按钮或 `/视频 取消`" in message.content
+
+
+async def test_a_zh_moderator_reads_videoadmin_in_chinese_while_the_server_posts_japanese(
+    h: Harness,
+) -> None:
+    h.discord.user_locale = "zh-CN"
+    assert await admin(h, "models disable", model="vidu2-image") == "✅ vidu2-image 已停用。"
+    assert await admin(h, "unban", member=h.bob) == f"{h.bob.mention} 没有被禁止。"
+    assert "• 所有模型：1" in await admin(h, "cost list")
+    # The approval request is a channel post: the server's language (ja), buttons too.
+    h.guild.locale = "ja"
+    await admin(h, "approval on", channel=h.guild.channel("mods"))
+    await private_text(await slash(h, "text", prompt="a kite"))
+    request = await h.discord.wait_for_message(
+        lambda m: "動画リクエスト #1" in m.content, channel=h.guild.channel("mods")
+    )
+    labels = [c.get("label") for row in request.components for c in row["components"]]
+    assert labels == ["承認", "却下"]
+    mods = h.guild.channel("mods")
+    denied = await h.discord.click(h.guild, mods, h.alice, request, "approval:approve:1")
+    assert "你需要“管理服务器”权限" in await private_text(denied)  # a member's click, in zh-CN
+    click = await h.discord.click(
+        h.guild, h.guild.channel("mods"), h.mod, request, "approval:reject:1"
+    )
+    await click.wait_callback()
+    assert click.modal["title"] == "拒绝这个视频请求"  # the moderator's own language
+    field = click.modal["components"][0]["components"][0]
+    submitted = await h.discord.submit_modal(click, h.mod, {field["custom_id"]: "不合适"})
+    assert await private_text(submitted) == "请求 #1 已拒绝，已退还成员的额度。"
+    await eventually(lambda: "が却下しました：不合适" in request.content, what="the post's note")
