@@ -77,3 +77,8 @@ class ProviderError(BotError):
 
 class ShardsRefused(Exception):
     """Discord closed the gateway over the shard settings (4010, 4011); says what to change."""
+
+
+class ShardsTaken(ShardsRefused):
+    """A live process on the database runs these shards, or another SHARD_COUNT; says what to
+    change."""

@@ -69,7 +69,7 @@ async def _serve(settings: Settings, policy: PollPolicy | None) -> None:
     """The bot's whole life: resources, login, gateway, then an orderly close."""
     async with (
         open_resources(settings, policy) as resources,
-        registered(resources.db, settings.shards or ()),
+        registered(resources.db, settings.shards or (), settings.shard_count),
     ):
         bot = make_bot(resources)
         async with bot, serve_metrics(settings, bot, resources):

@@ -257,6 +257,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (guild_id, user_id, name)
     );
     """,
+    # 12: each registered process's SHARD_COUNT (NULL: unsharded), so a process starting with
+    # another count, or with shards a live process already runs, is refused (issue 16).
+    """
+    ALTER TABLE processes ADD COLUMN shard_count INTEGER;
+    """,
 ]
 
 PRAGMAS = (
@@ -784,18 +789,25 @@ DELETE_MEMBER_DEFAULT = (
 # --- processes (storage/processes.py): registration on PostgreSQL ---------------------------
 
 UPSERT_PROCESS = """
-INSERT INTO processes (id, host, pid, shard_ids, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO processes (id, host, pid, shard_ids, shard_count, started_at, heartbeat_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-    shard_ids = excluded.shard_ids, heartbeat_at = excluded.heartbeat_at
+    shard_ids = excluded.shard_ids, shard_count = excluded.shard_count,
+    heartbeat_at = excluded.heartbeat_at
 """
 
 HEARTBEAT_PROCESS = "UPDATE processes SET heartbeat_at = ? WHERE id = ?"
 
 DELETE_PROCESS = "DELETE FROM processes WHERE id = ?"
 
-SELECT_PROCESSES = """
-SELECT id, host, pid, shard_ids, started_at, heartbeat_at FROM processes ORDER BY started_at, id
-"""
+PROCESS_COLUMNS = "id, host, pid, shard_ids, shard_count, started_at, heartbeat_at"
+
+SELECT_PROCESSES = f"SELECT {PROCESS_COLUMNS} FROM processes ORDER BY started_at, id"  # noqa: S608
+
+# The other processes alive (a heartbeat since `?`), read at a start under the registry's lock.
+SELECT_LIVE_PROCESSES = f"""
+SELECT {PROCESS_COLUMNS} FROM processes WHERE heartbeat_at >= ? AND id <> ? ORDER BY started_at, id
+"""  # noqa: S608 (column names)
 
 DELETE_STALE_PROCESSES = "DELETE FROM processes WHERE heartbeat_at < ?"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot.backup import run_backup
+from bot.errors import ShardsTaken
 from bot.move import MoveError, move
-from bot.registration import registered
+from bot.registration import STALE_AFTER, registered
 from bot.settings import Settings
 from storage import sql
 from storage.credits import Credits, day_key
@@ -244,6 +245,7 @@ async def test_processes_register_beat_and_leave(db: Database) -> None:
     assert await registry.forget_stale(older_than=150.0) == 1  # b stopped beating
     [a] = await registry.all()
     assert (a.id, a.host, a.pid, a.shard_ids, a.heartbeat_at) == ("a", "host1", 11, (0, 1), 200.0)
+    assert a.shard_count is None
     assert await registry.heartbeat("b") is False  # removed: it registers again
     await registry.unregister("a")
     assert await registry.all() == []
@@ -258,6 +260,49 @@ async def test_a_process_registers_only_on_postgresql(db: Database) -> None:
             [me] = await registry.all()
             assert me.id == process_id and me.shard_ids == (0,)
     assert await registry.all() == []  # a clean stop removes the row
+
+
+async def test_a_start_clashing_with_a_live_process_shards_is_refused(db: Database) -> None:
+    """SHARD_IDS overlapping a live process's, or another SHARD_COUNT, refuse the start with
+    one line naming the clash and what to change; nothing is registered for the refused one."""
+    if db.backend == "sqlite":
+        pytest.skip("SQLite: one process per file (the start-up lock), nothing to register")
+    registry = ProcessRegistry(db)
+    async with registered(db, (0,), 2) as first:
+        refusals = {
+            ((0, 1), 2): r"^shard 0 of SHARD_IDS=0,1 already runs in process .+ \(pid \d+ on .+\); "
+            r"set SHARD_IDS to shards no live process runs \(free: 1\), or stop that process first$",
+            ((1,), 3): r"^this process has SHARD_COUNT=3 but process .+ runs SHARD_COUNT=2; every "
+            r"process needs the same SHARD_COUNT: set SHARD_COUNT=2, or stop every process",
+            ((), None): r"^this process has SHARD_COUNT=unset but process .+ runs SHARD_COUNT=2;",
+        }
+        for (ids, count), line in refusals.items():
+            with pytest.raises(ShardsTaken, match=line) as refused:
+                async with registered(db, ids, count):
+                    pass
+            assert first is not None and first in str(refused.value)
+            assert "\n" not in str(refused.value)
+        assert [p.id for p in await registry.all()] == [first]
+        async with registered(db, (1,), 2) as second:  # the other shard: both run
+            assert {(p.id, p.shard_ids, p.shard_count) for p in await registry.all()} == {
+                (first, (0,), 2),
+                (second, (1,), 2),
+            }
+
+
+async def test_a_stale_registration_does_not_block_a_start(db: Database) -> None:
+    """A killed process's row (no heartbeat for STALE_AFTER) neither blocks its shards nor its
+    count; unsharded processes run side by side (a restart without a gap)."""
+    if db.backend == "sqlite":
+        pytest.skip("SQLite: one process per file (the start-up lock), nothing to register")
+    registry = ProcessRegistry(db)
+    long_ago = time.time() - STALE_AFTER - 5
+    await registry.register("dead", "host", 1, (0, 1), long_ago, shard_count=2)
+    async with registered(db, (0,), 4) as revived:
+        assert revived is not None
+    await registry.unregister("dead")
+    async with registered(db) as one, registered(db) as two:
+        assert {p.id for p in await registry.all()} == {one, two}
 
 
 # --- operations -------------------------------------------------------------------------------
