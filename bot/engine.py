@@ -517,6 +517,8 @@ class Engine:
         stored, first_frame_only = await self._pictures(quote, images)
         limits = await self._limits(req)
         new = self._new_job(quote, first_frame_only=first_frame_only)
+        if new.state is JobState.PENDING_APPROVAL:  # created claimed: no other process asks
+            new = replace(new, **self.leases.store.ask_claim())
         if self._links_parent(quote):  # a Re-roll links the parent's pictures: no bytes copied
             limits["inputs_from"] = req.parent_job_id
         job = await self._refusing(quote, self.store.create(new, stored, **limits))
@@ -959,9 +961,13 @@ class Engine:
             self._note_next(job.next_poll_at or time.time())
 
     async def _ask_again(self) -> None:
-        """Requests whose moderators were never asked (the process died first)."""
+        """Requests whose moderators were never asked (the process died first): each asked by
+        one process, the one whose claim wins (a live asker's claim is left alone)."""
+        every = self.config.sole_process
         for job in await self.store.in_states((JobState.PENDING_APPROVAL,)):
-            if job.approval_message_id is None:  # died before the moderators were asked
+            if job.approval_message_id is None and await self.leases.store.claim_ask(
+                job.id, every=every
+            ):
                 self._emit(JobEvent.PENDING_APPROVAL, job)
 
     async def _run(self) -> None:

@@ -100,6 +100,23 @@ class LeaseStore:
             lambda conn: conn.execute(sql.CLAIM_DELIVERY, params).rowcount == 1
         )
 
+    async def claim_ask(
+        self, job_id: int, now: float | None = None, *, every: bool = False
+    ) -> bool:
+        """Claim asking the moderators about a request never asked (False: asked, decided, or
+        another live process is asking). `every`: every other process is dead (SQLite)."""
+        params = self._params(time.time() if now is None else now, id=job_id)
+        if every:
+            params["expired_before"] = math.inf
+        return await self.db.run(
+            lambda conn: conn.execute(sql.CLAIM_APPROVAL_ASK, params).rowcount == 1
+        )
+
+    def ask_claim(self, now: float | None = None) -> dict[str, Any]:
+        """The lease columns of a new request waiting for approval: its process asks."""
+        until = (time.time() if now is None else now) + self.seconds
+        return {"lease_owner": self.owner, "lease_until": until}
+
     async def release(self) -> int:
         """Give up every lease (a clean stop): other processes take the jobs at once."""
         params = self._params(time.time())

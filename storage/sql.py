@@ -519,6 +519,14 @@ UPDATE jobs SET lease_owner = :owner, lease_until = :until
 WHERE id = :id AND state = {SUCCEEDED} AND (lease_owner = :owner OR {_EXPIRED})
 """  # noqa: S608 (enum values)
 
+# A request waiting for approval whose moderators were never asked: one process claims the
+# ask (a new request is created claimed by its process); a claim whose process died before
+# posting runs out, and the next start asks. The posted request's id clears the claim.
+CLAIM_APPROVAL_ASK = f"""
+UPDATE jobs SET lease_owner = :owner, lease_until = :until
+WHERE id = :id AND state = {PENDING_APPROVAL} AND approval_message_id IS NULL AND {_EXPIRED}
+"""  # noqa: S608 (enum values)
+
 RELEASE_LEASES = f"""
 UPDATE jobs SET lease_owner = NULL, lease_until = NULL
 WHERE lease_owner = :owner AND state IN {LEASED_IN}
@@ -662,7 +670,10 @@ UPDATE jobs SET state = {QUEUED}, decided_by = ?, next_attempt_at = ?, updated_a
 WHERE id = ? AND state = {PENDING_APPROVAL}
 """  # noqa: S608 (enum values)
 
-SET_APPROVAL_MESSAGE = "UPDATE jobs SET approval_message_id = ?, updated_at = ? WHERE id = ?"
+SET_APPROVAL_MESSAGE = """
+UPDATE jobs SET approval_message_id = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL
+WHERE id = ?
+"""
 
 SET_DECIDED_BY = "UPDATE jobs SET decided_by = ? WHERE id = ?"
 

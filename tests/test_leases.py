@@ -9,7 +9,10 @@ lease, post (counted here), mark it delivered.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -22,6 +25,7 @@ from storage.credits import Credits
 from storage.db import Database
 from storage.jobs import Job, JobStore, NewJob
 from storage.leases import Claim, LeaseStore
+from storage.moderation import ModerationStore
 from storage.states import JobState
 from tests.conftest import FAST_POLLS, Recorder
 from tests.fakes.zai import FakeZai
@@ -213,3 +217,45 @@ def _new(n: int) -> NewJob:
         cost=1,
         request_id=f"request-{n}",
     )
+
+
+def waiting(n: int, **lease: object) -> NewJob:
+    """A request waiting for approval, as a front end created it (its lease columns given)."""
+    return NewJob(
+        guild_id=GUILD, channel_id=CHANNEL, user_id=300 + n, model="cogvideox-3", mode="text",
+        prompt=f"to approve {n}", options={}, origin="slash", cost=1,
+        request_id=uuid.uuid4().hex, state=JobState.PENDING_APPROVAL, **lease,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+async def test_moderators_are_asked_once_whichever_process_starts(
+    open_db: OpenDb, zai_client: ZaiClient, fake_zai: FakeZai
+) -> None:
+    """Requests never asked (their process died first) are asked once by two engines starting
+    together; a claim whose asker died has run out and is asked; a live asker's claim, an asked
+    request and a new request (created claimed by its own engine) are left to their asker."""
+    db = await open_db()
+    store, now = JobStore(db), time.time()
+    create = store.create
+    never = [await create(waiting(n), (), allowance=9, max_inflight=9) for n in range(3)]
+    dead = {"lease_owner": "gone:1:x", "lease_until": now - 1}
+    ran_out = await create(waiting(3, **dead), (), allowance=9, max_inflight=9)
+    busy = {"lease_owner": "alive:2:y", "lease_until": now + 600}
+    asking = await create(waiting(4, **busy), (), allowance=9, max_inflight=9)
+    asked = await create(waiting(5), (), allowance=9, max_inflight=9)
+    await store.set_approval_message(asked.id, 999)
+    await ModerationStore(db).set_setting(GUILD, "approval_channel_id", 77)
+    try:
+        async with engines(open_db, zai_client, 2, lease_seconds=60) as (pair, fronts, _):
+            await asyncio.gather(*(engine.start() for engine in pair))
+            new = await pair[0].submit(text(400, 0))
+            assert new.state is JobState.PENDING_APPROVAL
+            await asyncio.gather(*(engine.close() for engine in pair))  # every event handled
+        told = Counter(j.id for front in fronts for j in front.of(JobEvent.PENDING_APPROVAL))
+        assert told == Counter({job.id: 1 for job in [*never, ran_out, new]})
+        assert new.id in {j.id for j in fronts[0].of(JobEvent.PENDING_APPROVAL)}  # its own
+        await store.set_approval_message(new.id, 1000)  # posted: the claim is cleared
+        [row] = await db.fetchall("SELECT lease_owner FROM jobs WHERE id = ?", (new.id,))
+        assert row[0] is None and asking.id not in told
+    finally:
+        await db.close()
