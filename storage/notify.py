@@ -18,7 +18,11 @@ from typing import Any, ClassVar, Protocol
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "video_bot"  # the NOTIFY channel on PostgreSQL
+# The NOTIFY channel on PostgreSQL: one per schema, since NOTIFY reaches every listener of the
+# database: bots (or test runs) in other schemas of one database must not wake each other.
+# Both ends compute it in SQL, the same way; a channel name holds at most 63 bytes.
+CHANNEL = "video_bot:"
+CHANNEL_OF_SCHEMA = "SELECT left(%s || coalesce(current_schema(), ''), 63)"  # psycopg's
 
 
 class Notice(StrEnum):
@@ -85,7 +89,7 @@ class _OnLoop:
 
 
 RECONNECT_SECONDS = 1.0  # between attempts to listen again after the connection broke
-NOTIFY = "SELECT pg_notify(?, ?)"
+NOTIFY = "SELECT pg_notify(left(? || coalesce(current_schema(), ''), 63), ?)"
 
 
 class PgNotifier:
@@ -131,7 +135,7 @@ class PgNotifier:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(await _listen_statement(conn))
                     for notice in Notice:  # whatever was sent while nobody listened
                         self._deliver(notice)
                     async for note in conn.notifies():
@@ -139,3 +143,11 @@ class PgNotifier:
             except (psycopg.Error, OSError, ValueError) as exc:
                 log.warning("listening for notices failed (%s); again shortly", type(exc).__name__)
                 await asyncio.sleep(RECONNECT_SECONDS)  # backoff before reconnecting
+
+
+async def _listen_statement(conn: Any) -> Any:
+    """LISTEN on this schema's channel (a quoted identifier: a schema name may need it)."""
+    from psycopg import sql
+
+    row = await (await conn.execute(CHANNEL_OF_SCHEMA, (CHANNEL,))).fetchone()
+    return sql.SQL("LISTEN {}").format(sql.Identifier(row[0]))

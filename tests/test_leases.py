@@ -26,9 +26,11 @@ from storage.db import Database
 from storage.jobs import Job, JobStore, NewJob
 from storage.leases import Claim, LeaseStore
 from storage.moderation import ModerationStore
+from storage.notify import Notice
 from storage.states import JobState
 from tests.conftest import FAST_POLLS, Recorder
 from tests.fakes.zai import FakeZai
+from tests.pg import pg_schema
 from tests.util import eventually
 
 GUILD, CHANNEL = 1, 2
@@ -259,3 +261,26 @@ async def test_moderators_are_asked_once_whichever_process_starts(
         assert row[0] is None and asking.id not in told
     finally:
         await db.close()
+
+
+async def test_notices_stay_within_their_schema() -> None:
+    """NOTIFY reaches every listener of the database: the channel is the schema's, so bots (or
+    test runs) in other schemas of one database never wake each other. PostgreSQL only."""
+    with pg_schema() as one, pg_schema() as other:
+        dbs = [await Database.open(url) for url in (one, one, other)]
+        heard: list[list[Notice]] = [[] for _ in dbs]
+        try:
+            for db, box in zip(dbs, heard, strict=True):
+                db.notifier.subscribe(box.append)
+            # Listening: a new LISTEN connection hands over every kind of notice once.
+            await eventually(lambda: all(len(box) == len(Notice) for box in heard))
+            for box in heard:
+                box.clear()
+            await dbs[0].run(lambda conn: dbs[0].notifier.send(conn, Notice.WORK))
+            await dbs[2].run(lambda conn: dbs[2].notifier.send(conn, Notice.LEASES))
+            # Notices arrive in commit order: once the other schema's own came, ours never will.
+            await eventually(lambda: heard == [[Notice.WORK], [Notice.WORK], [Notice.LEASES]])
+        finally:
+            for db, box in zip(dbs, heard, strict=True):
+                db.notifier.unsubscribe(box.append)
+                await db.close()
