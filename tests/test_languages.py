@@ -104,6 +104,7 @@ OPERATOR_MODULES = {
     "bot/doctor.py",
     "bot/move.py",  # move-to-postgres (CLI)
     "bot/prune.py",
+    "bot/registration.py",  # the start-up refusal over shards (operator, like settings)
     "bot/settings.py",
     "bot/metrics.py",
 }
