@@ -116,7 +116,8 @@ async def crash(world: World, point: Point) -> None:
     if point.name == "during_download":
         world.zai.hold_media()
     if point.name == "during_upload":
-        world.discord.hold_uploads()
+        # Only the result: a picture or a status upload before it is not the crash point.
+        world.discord.hold_uploads(nonce="job-1")
     world.zai.hold_all = point.hold_task
     bot = await world.start(point.crash_at)
     await world.discord.slash(

@@ -83,7 +83,9 @@ async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
 async def crash(world: World, point: Point) -> None:
     """Run the first process until it dies at `point` (by failpoint or by our kill -9)."""
     if point.name == "during_upload":
-        world.discord.hold_uploads()
+        # Only the result: the picture may go up in a status message first (publish_pictures
+        # posts one when the launcher's has not been posted), and that upload is not the point.
+        world.discord.hold_uploads(nonce="job-1")
     world.gateway.hold_all = point.hold_task
     bot = await world.start(point.crash_at)
     picture = world.discord.add_attachment("fox.png", make_png(320, 240), "image/png")

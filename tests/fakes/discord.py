@@ -163,6 +163,7 @@ class FakeDiscord:
         self.cdn_redirects: dict[int, str] = {}
         self.held_uploads = 0
         self._upload_gate: asyncio.Event | None = None
+        self._upload_nonce: str | None = None  # hold only the uploads with this nonce
 
     def _init_records(self) -> None:
         """Create the lists tests inspect."""
@@ -417,9 +418,11 @@ class FakeDiscord:
         self.cdn_redirects[stored.id] = location
         return {**stored.payload(), "size": size}
 
-    def hold_uploads(self) -> None:
-        """Hold every message POST that carries files, after its body arrived, until released."""
+    def hold_uploads(self, nonce: str | None = None) -> None:
+        """Hold every message POST that carries files (only those with `nonce`, if given), after
+        its body arrived, until released."""
         self._upload_gate = asyncio.Event()
+        self._upload_nonce = nonce
 
     def release_uploads(self) -> None:
         """Let held uploads finish (they create their message); later ones pass at once."""
@@ -427,10 +430,10 @@ class FakeDiscord:
             self._upload_gate.set()
         self._upload_gate = None
 
-    async def hold_upload(self) -> None:
-        """Called by the message route: wait here while uploads are held."""
+    async def hold_upload(self, nonce: object = None) -> None:
+        """Called by the message route: wait here while uploads (with this nonce) are held."""
         gate = self._upload_gate
-        if gate is None:
+        if gate is None or self._upload_nonce not in (None, str(nonce)):
             return
         self.held_uploads += 1
         self.signal.fire()

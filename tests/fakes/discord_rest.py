@@ -202,7 +202,7 @@ class RestApi:
         check_upload_size(body, self.fake.upload_limit(channel))
         self._check_dm_open(channel)
         if body.uploads:
-            await self.fake.hold_upload()
+            await self.fake.hold_upload(payload.get("nonce"))
         existing = self.fake.nonce_hit(channel.id, payload)
         if existing is not None:
             return json_response(existing.payload())
