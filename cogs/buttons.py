@@ -114,19 +114,21 @@ def result_view(job: Job, locale: str = DEFAULT_LOCALE) -> discord.ui.View:
     return view
 
 
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"job:cancel:(?P<job>[0-9]+)",
-):
-    """Cancel on a status message while the job waits (requester only; survives restarts)."""
+class _Cancel:
+    """What both Cancel buttons share: a label, the job id in the custom_id, a cog handler."""
+
+    LABEL = "button.cancel"
+    PREFIX = "job:cancel"
+    HANDLER = "cancel_job"
 
     def __init__(self, job_id: int, locale: str = DEFAULT_LOCALE) -> None:
-        super().__init__(
+        label = render(locale, self.LABEL, id=job_id)
+        super().__init__(  # type: ignore[call-arg]
             discord.ui.Button(
-                label=render(locale, "button.cancel"),
+                label=label,
                 emoji="✖️",
                 style=discord.ButtonStyle.secondary,
-                custom_id=f"job:cancel:{job_id}",
+                custom_id=f"{self.PREFIX}:{job_id}",
             )
         )
         self.job_id = job_id
@@ -134,7 +136,7 @@ class CancelButton(
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
-    ) -> CancelButton:
+    ) -> Any:
         """Rebuild the button from a click (after any restart)."""
         return cls(int(match["job"]))
 
@@ -142,9 +144,17 @@ class CancelButton(
         """Hand the click to the Video cog, inside the same error boundary as commands."""
         cog = interaction.client.get_cog("Video")  # type: ignore[attr-defined]
         try:
-            await cog.cancel_job(interaction, self.job_id)
+            await getattr(cog, self.HANDLER)(interaction, self.job_id)
         except Exception as exc:  # the boundary: every failure gets a message or a log line
             await report_error(interaction, exc)
+
+
+class CancelButton(
+    _Cancel,
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"job:cancel:(?P<job>[0-9]+)",
+):
+    """Cancel on a status message while the job waits (requester only; survives restarts)."""
 
 
 def status_view(job: Job, locale: str = DEFAULT_LOCALE) -> discord.ui.View | None:
@@ -157,37 +167,16 @@ def status_view(job: Job, locale: str = DEFAULT_LOCALE) -> discord.ui.View | Non
 
 
 class ListedCancelButton(
+    _Cancel,
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"jobs:cancel:(?P<job>[0-9]+)",
 ):
     """Cancel #N under a member's /jobs list (only the requester's cancel counts; survives
     restarts). The Video cog cancels and shows the list again."""
 
-    def __init__(self, job_id: int, locale: str = DEFAULT_LOCALE) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=render(locale, "button.cancel_listed", id=job_id),
-                emoji="✖️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"jobs:cancel:{job_id}",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
-    ) -> ListedCancelButton:
-        """Rebuild the button from a click (after any restart)."""
-        return cls(int(match["job"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        """Hand the click to the Video cog, inside the same error boundary as commands."""
-        cog = interaction.client.get_cog("Video")  # type: ignore[attr-defined]
-        try:
-            await cog.cancel_listed(interaction, self.job_id)
-        except Exception as exc:  # the boundary: every failure gets a message or a log line
-            await report_error(interaction, exc)
+    LABEL = "button.cancel_listed"
+    PREFIX = "jobs:cancel"
+    HANDLER = "cancel_listed"
 
 
 def jobs_view(jobs: list[Job], locale: str = DEFAULT_LOCALE) -> discord.ui.View | None:
