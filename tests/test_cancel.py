@@ -130,7 +130,10 @@ async def test_cancel_racing_the_submit_ends_each_job_once(
             await engine.submit(JobRequest(1, 2, 3, "cogvideox-3", Mode.TEXT, f"race {n}"))
             for n in range(24)
         ]
-        # Each job: two cancels at once, racing the scheduler that submits queued jobs.
+        # The scheduler has started submitting (so some jobs are past cancelling however fast
+        # the cancels come); then each job gets two cancels at once, racing the submits still
+        # in flight and the ones that follow.
+        await eventually(lambda: fake_zai.submits, what="the first submit")
         outcomes = await asyncio.gather(
             *(_cancel(engine, job.id) for job in jobs for _ in range(2))
         )
@@ -150,7 +153,7 @@ async def test_cancel_racing_the_submit_ends_each_job_once(
         else:
             assert pair == ("no longer", "no longer"), pair
             assert job.request_id in sent and rows == [("reserve", -1)]
-    assert 0 < cancelled < len(jobs)  # both sides won some races
+    assert 0 < cancelled < len(jobs)  # both sides won some races (the wait above ensures it)
 
 
 async def _cancel(engine: Engine, job_id: int) -> str:
