@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from storage.pg import pg_migration, redact_url, to_postgres
 from storage.processes import ProcessRegistry
 from storage.rows import StoredImage
 from tests.pg import pg_schema
+from tests.util import text_job
 
 # Discord snowflakes beyond 32 bits: PostgreSQL must keep them (BIGINT).
 GUILD, CHANNEL, USER = 1_234_567_890_123_456_789, 1_234_567_890_123_456_790, 987_654_321_987_654_321
@@ -36,18 +36,7 @@ LATEST = len(sql.MIGRATIONS)
 
 def new_job(user: int = USER, guild: int = GUILD, cost: int = 1) -> NewJob:
     """A text job."""
-    return NewJob(
-        guild_id=guild,
-        channel_id=CHANNEL,
-        user_id=user,
-        model="cogvideox-3",
-        mode="text",
-        prompt="a cat",
-        options={},
-        origin="test",
-        cost=cost,
-        request_id=uuid.uuid4().hex,
-    )
+    return text_job(user, guild, CHANNEL, cost=cost)
 
 
 def settings_for(url: str, **extra: str) -> Settings:

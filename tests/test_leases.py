@@ -31,7 +31,7 @@ from storage.states import JobState
 from tests.conftest import FAST_POLLS, Recorder
 from tests.fakes.zai import FakeZai
 from tests.pg import pg_schema
-from tests.util import eventually
+from tests.util import eventually, text_job
 
 GUILD, CHANNEL = 1, 2
 LIMIT = 3  # the provider's concurrency, shared by every engine
@@ -207,18 +207,7 @@ async def test_the_provider_limit_is_counted_in_the_database(db: Database) -> No
 
 def _new(n: int) -> NewJob:
     """A queued text job of user n."""
-    return NewJob(
-        guild_id=GUILD,
-        channel_id=CHANNEL,
-        user_id=100 + n,
-        model="cogvideox-3",
-        mode="text",
-        prompt="a cat",
-        options={},
-        origin="test",
-        cost=1,
-        request_id=f"request-{n}",
-    )
+    return text_job(100 + n, GUILD, CHANNEL, request_id=f"request-{n}")
 
 
 def waiting(n: int, **lease: object) -> NewJob:

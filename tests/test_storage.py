@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import stat
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,14 @@ from storage.credits import Credits, day_key
 from storage.db import Database
 from storage.errors import RefusalKind, Refused
 from storage.jobs import JobStore, NewJob
+from tests.util import text_job
 
 GUILD, USER = 1000, 2000
 
 
 def new_job(user: int = USER, cost: int = 1, guild: int = GUILD) -> NewJob:
     """A text job for a user."""
-    return NewJob(
-        guild_id=guild,
-        channel_id=3000,
-        user_id=user,
-        model="cogvideox-3",
-        mode="text",
-        prompt="a cat",
-        options={},
-        origin="test",
-        cost=cost,
-        request_id=uuid.uuid4().hex,
-    )
+    return text_job(user, guild, 3000, cost=cost)
 
 
 async def test_migrations_set_user_version_and_are_idempotent(db: Database) -> None:

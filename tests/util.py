@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from storage.rows import NewJob
 
 Condition = Callable[[], Any] | Callable[[], Awaitable[Any]]
 
@@ -32,3 +35,20 @@ def reason(text: str | None) -> str:
     from cogs.common import stored_text
 
     return stored_text("en-US", text, 2000)
+
+
+def text_job(user: int, guild: int, channel: int, **fields: Any) -> NewJob:
+    """A text job of cost 1 as a front end creates it (`fields` override any column)."""
+    values: dict[str, Any] = {
+        "guild_id": guild,
+        "channel_id": channel,
+        "user_id": user,
+        "model": "cogvideox-3",
+        "mode": "text",
+        "prompt": "a cat",
+        "options": {},
+        "origin": "test",
+        "cost": 1,
+        "request_id": uuid.uuid4().hex,
+    }
+    return NewJob(**(values | fields))

@@ -16,6 +16,7 @@ from storage.errors import Refused
 from storage.jobs import JobStore, NewJob
 from storage.pg import POOL_SIZE
 from tests.bench.common import Context, Figure, Goal, Table, fmt
+from tests.util import text_job
 
 REQUESTERS = 1_000
 ATTEMPTS = 3  # per requester
@@ -26,18 +27,7 @@ GOAL_RATE = 1_000.0
 
 def _new_job(user: int) -> NewJob:
     """A text job of one user in one guild."""
-    return NewJob(
-        guild_id=1,
-        channel_id=2,
-        user_id=user,
-        model="cogvideox-3",
-        mode="text",
-        prompt="a reservation",
-        options={},
-        origin="slash",
-        cost=1,
-        request_id=uuid.uuid4().hex,
-    )
+    return text_job(user, 1, 2, prompt="a reservation", origin="slash")
 
 
 async def _bot(path: Path | str, requesters: int) -> dict[str, Any]:
