@@ -10,9 +10,9 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import discord
@@ -77,6 +77,8 @@ DOWNLOAD_ATTEMPTS = 5  # the provider's link lives a day: a flaky CDN is worth a
 COVER_MAX_BYTES = 2 * 1024 * 1024
 RESULT_SEARCH_LIMIT = 100  # messages read after a recovered job finished, looking for its result
 QUEUE_LIVE_POSITIONS = 10  # queued jobs whose position is kept up to date
+# An interaction token lasts 15 minutes; a follow-up is not tried in its last minute.
+PRIVATE_REPLY_SECONDS = 14 * 60
 QUEUE_HORIZON = 365 * 24 * 3600.0  # include jobs waiting out a retry delay
 # Sending again with the same nonce is safe: Discord answers with the message it already made.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -170,6 +172,10 @@ class Delivery(commands.Cog):
         self._pending: set[int] = set()
         self._timers: set[asyncio.Task[None]] = set()
         self.scratch = bot.resources.scratch
+        # job id → (ephemeral follow-up of its interaction, monotonic deadline): in memory only,
+        # since an interaction token is a credential and lives 15 minutes anyway.
+        self._private_replies: dict[int, tuple[Callable[..., Awaitable[Any]], float]] = {}
+        self.private_reply_seconds = PRIVATE_REPLY_SECONDS
 
     async def cog_load(self) -> None:
         """Empty the scratch directory: whatever is there was left by a killed process."""
@@ -556,12 +562,36 @@ class Delivery(commands.Cog):
             raise Undeliverable(both) from None
         return None
 
+    def remember_private(self, job_id: int, send: Callable[..., Awaitable[Any]]) -> None:
+        """Keep a private job's ephemeral follow-up while its interaction token is valid."""
+        now = time.monotonic()
+        for stale in [j for j, (_, until) in self._private_replies.items() if until <= now]:
+            del self._private_replies[stale]
+        self._private_replies[job_id] = (send, now + self.private_reply_seconds)
+
+    async def _tell_privately(self, job: Job, reason: Msg) -> bool:
+        """DMs closed: the download link as an ephemeral follow-up, if the token still lives."""
+        send, until = self._private_replies.pop(job.id, (None, 0.0))
+        if send is None or until <= time.monotonic() or not job.video_url:
+            return False
+        locale = self._dm_locale(job)
+        text = render(
+            locale, "result.dm_closed_private", noun=noun(job), id=job.id,
+            reason=reason, url=job.video_url,
+        )  # fmt: skip
+        try:
+            await send(text)
+        except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
+            log.warning("job %d: the ephemeral link could not be sent either (%s)", job.id, exc)
+            return False
+        return True
+
     async def _send_private(
         self, job: Job, content: str, video: Path | None, cover: Path | None
     ) -> int | None:
         """A private result: in the requester's DMs with a link back to the channel; if DMs are
-        closed, a short note in the channel (the interaction token is long expired) and the
-        reason and download link in /jobs."""
+        closed, the download link ephemerally while the interaction token lives, else a short
+        note in the channel; /jobs keeps the reason and the link either way."""
         back = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}"
         try:
             user = await self.bot.fetch_user(job.user_id)
@@ -570,6 +600,7 @@ class Delivery(commands.Cog):
             )
             text = f"{content}\n{asked}"
             await self._send(job, await user.create_dm(), text, video, cover)
+            self._private_replies.pop(job.id, None)
             return None
         except (discord.HTTPException, *_TRANSPORT_ERRORS) as exc:
             log.warning(
@@ -577,6 +608,8 @@ class Delivery(commands.Cog):
             )
             reason = _dm_reason(exc)
         await self.engine.set_delivery_note(job.id, msg("dm.note_failed", reason=reason))
+        if await self._tell_privately(job, reason):
+            return None
         note = render(
             self.locale(job),
             "result.dm_closed",

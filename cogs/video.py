@@ -391,6 +391,8 @@ class Entry:
     tell: Callable[[Msg], Awaitable[Any]] | None = None  # the private acknowledgement
     reference: discord.Message | None = None  # the status message replies to it
     locale: str = DEFAULT_LOCALE  # the language of the questions (the member's)
+    # An interaction's ephemeral follow-up, kept for a private result when DMs are closed.
+    later: Callable[..., Awaitable[Any]] | None = None
 
 
 class Video(commands.Cog):
@@ -438,6 +440,8 @@ class Video(commands.Cog):
         logged, never reported to the member as an error (the result still gets posted)."""
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         kwargs: dict[str, Any] = {"reference": entry.reference} if entry.reference else {}
+        if job.private and entry.later is not None:
+            self.delivery.remember_private(job.id, entry.later)
         try:
             if not job.private:  # a private request leaves no public trace
                 await self.delivery.post_status(job, channel, **kwargs)
@@ -456,7 +460,8 @@ class Video(commands.Cog):
     ) -> Entry:
         """An interaction's entry: question and acknowledgement privately, as follow-ups."""
         ask = partial(interaction.followup.send, ephemeral=True, wait=True)
-        return Entry(ask, pictures, partial(say, interaction), locale=member_locale(interaction))
+        locale = member_locale(interaction)
+        return Entry(ask, pictures, partial(say, interaction), locale=locale, later=ask)
 
     async def start(
         self,

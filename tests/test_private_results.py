@@ -1,6 +1,7 @@
 """Private results (issue 12): `private:True` sends the video by DM with a link back to the
-channel; the channel sees nothing but the requester's private acknowledgement. DMs closed: a
-short note mentioning the requester, and the reason and a private download link in /jobs."""
+channel; the channel sees nothing but the requester's private acknowledgement. DMs closed: the
+download link as an ephemeral follow-up while the interaction token lives, else a short note
+mentioning the requester; /jobs keeps the reason and the link either way."""
 
 from __future__ import annotations
 
@@ -52,7 +53,23 @@ async def test_a_private_result_goes_to_the_requesters_dms_only(h: Harness) -> N
     assert await spent(h) == 1
 
 
+async def test_a_private_result_with_dms_closed_comes_as_an_ephemeral_link(h: Harness) -> None:
+    h.alice.accepts_dms = False
+    _, job = await delivered(h)
+    assert job.state == "delivered" and job.refunded == 0
+    assert public(h) == []  # nothing in the channel: not even a note
+    [link] = [m for m in h.discord.messages(h.channel) if m.ephemeral and "DM you" in m.content]
+    assert link.channel_id == h.channel.id and f"]({job.video_url})" in link.content
+    assert "the requester cannot be sent direct messages" in link.content
+    jobs = await private_text(await h.discord.slash(h.guild, h.channel, h.alice, "jobs"))
+    assert f"[download]({job.video_url})" in jobs
+    assert await spent(h) == 1
+
+
 async def test_a_private_result_with_dms_closed_leaves_a_short_note(h: Harness) -> None:
+    """After the interaction token's life the ephemeral link cannot go: a note in the channel."""
+    assert h.bot is not None
+    h.bot.get_cog("Delivery").private_reply_seconds = 0  # type: ignore[union-attr]
     h.alice.accepts_dms = False
     _, job = await delivered(h)
     assert job.state == "delivered" and job.refunded == 0
