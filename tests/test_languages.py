@@ -61,6 +61,7 @@ ADMIN_COMMANDS = {
     "/videoadmin models enable",
     "/videoadmin blocklist list",
     "/videoadmin hotwords list",
+    "/videoadmin channels allow",
 }
 
 
