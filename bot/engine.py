@@ -921,10 +921,6 @@ class Engine:
         await asyncio.gather(*self._events, return_exceptions=True)
         await self.leases.close(release=release)  # after the submits: a cut one is ambiguous
 
-    def schedule_models(self) -> list[str]:
-        """Every model the poll schedule keeps a history for."""
-        return list(dict.fromkeys([*models.MODELS, *(r.name for r in catalog.CATALOG.values())]))
-
     def wake(self) -> None:
         """Make the scheduler look at the database now (a job arrived or a slot freed)."""
         self._fill_due = True
